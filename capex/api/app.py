@@ -1,0 +1,62 @@
+"""The FastAPI application: routers, problem handlers, access log, web client."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
+
+from capex import __version__
+from capex.api import logs, problems
+from capex.api.routes import auth, me, ops, skills, volunteers
+from capex.api.schemas.profiles import ProfileReplace, ProfileUpdate
+from capex.config import Settings, get_settings
+from capex.db import get_session_factory
+from capex.web import routes as web_routes
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None
+) -> FastAPI:
+    """Build the app; tests pass their own settings and session factory."""
+    settings = settings or get_settings()
+    logs.configure(settings.log_level)
+    app = FastAPI(
+        title="capex",
+        version=__version__,
+        summary="A capacity exchange: volunteers share skills, learn, and are matched.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.session_factory = session_factory or get_session_factory()
+    problems.install(app)
+    for module in (auth, me, volunteers, skills):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(ops.router)
+    app.include_router(web_routes.router)
+    app.add_middleware(logs.AccessLogMiddleware)
+    _document_manual_bodies(app)
+    return app
+
+
+def _document_manual_bodies(app: FastAPI) -> None:
+    # The profile endpoints validate their body themselves (to name unknown skills in the
+    # same 422); put those models into the OpenAPI components they reference.
+    generate = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ProfileReplace, ProfileUpdate):
+            document = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(document.pop("$defs", {}))
+            components[model.__name__] = document
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

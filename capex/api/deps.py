@@ -1,0 +1,112 @@
+"""Dependencies as ``Annotated`` aliases: the session, the settings, who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Body, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import OAuth2PasswordBearer
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from capex.config import Settings
+from capex.errors import CapexError, Forbidden, Unauthorized
+from capex.models import Volunteer
+from capex.services import accounts
+from capex.services import skills as skill_service
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One request, one transaction: commit when the endpoint returns, else roll back."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    session = factory()
+    try:
+        yield session
+    except CapexError as error:
+        if error.keep_changes:
+            session.commit()
+        else:
+            session.rollback()
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+    else:
+        session.commit()
+    finally:
+        session.close()
+
+
+# scope="function": the commit happens before the response is sent, so a client that
+# reads right after a write sees it.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+BearerToken = Annotated[str | None, Depends(_bearer)]
+
+
+def get_token(token: BearerToken) -> str:
+    if not token:
+        raise Unauthorized("sign in first: send 'Authorization: Bearer <token>'")
+    return token
+
+
+TokenDep = Annotated[str, Depends(get_token)]
+
+
+def get_current_user(session: SessionDep, settings: SettingsDep, token: TokenDep) -> Volunteer:
+    return accounts.volunteer_for_token(session, settings, token)
+
+
+CurrentUser = Annotated[Volunteer, Depends(get_current_user)]
+
+
+def get_coordinator(user: CurrentUser) -> Volunteer:
+    if user.role != "coordinator":
+        raise Forbidden("only coordinators may do this")
+    return user
+
+
+Coordinator = Annotated[Volunteer, Depends(get_coordinator)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(client_address)]
+
+
+def prefixed(errors: list[Any], prefix: str) -> list[dict[str, Any]]:
+    return [{**error, "loc": (prefix, *error["loc"])} for error in errors]
+
+
+def body_with_known_skills(model: type[ModelT]) -> Callable[..., ModelT]:
+    """Validate a JSON body against ``model`` knowing the taxonomy.
+
+    An unknown skill is then named in the same 422 as every other bad field.
+    """
+
+    def dependency(
+        payload: Annotated[dict[str, Any], Body(media_type="application/json")],
+        session: SessionDep,
+    ) -> ModelT:
+        context = {"known_skills": skill_service.known_ids(session)}
+        try:
+            return model.model_validate(payload, context=context)
+        except ValidationError as error:
+            raise RequestValidationError(prefixed(list(error.errors()), "body")) from error
+
+    return dependency

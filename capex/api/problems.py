@@ -1,0 +1,114 @@
+"""RFC 9457 problem documents for every error, in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from capex.errors import CapexError
+
+PROBLEM_JSON = "application/problem+json"
+logger = logging.getLogger("capex.api")
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    errors: Sequence[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> ProblemResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = list(errors)
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def _message(error: dict[str, Any]) -> str:
+    msg = str(error.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {"loc": [part for part in error.get("loc", ()) if part != "function-after"],
+         "msg": _message(error)}
+        for error in errors
+    ]
+
+
+def _describe(errors: list[dict[str, Any]]) -> str:
+    fields = [".".join(str(part) for part in error["loc"]) or "request" for error in errors]
+    shown = ", ".join(dict.fromkeys(fields))
+    first = errors[0]["msg"] if errors else "invalid input"
+    if len(errors) == 1:
+        return f"{shown}: {first}"
+    return f"{len(errors)} problems in the request ({shown}); see errors"
+
+
+async def _capex_error(_request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, CapexError)
+    errors = getattr(error, "errors", None)
+    return problem(
+        error.status,
+        error.detail,
+        title=error.title,
+        errors=errors if errors else None,
+        headers=error.headers or None,
+    )
+
+
+async def _validation_error(_request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, RequestValidationError)
+    raw = list(error.errors())
+    if any(item.get("type") == "json_invalid" for item in raw):
+        ctx = next(item.get("ctx", {}) for item in raw if item.get("type") == "json_invalid")
+        return problem(
+            400,
+            f"the request body is not valid JSON ({ctx.get('error', 'malformed')})",
+            title="Malformed JSON",
+        )
+    errors = validation_errors(raw)
+    return problem(422, _describe(errors), title="Unprocessable content", errors=errors)
+
+
+async def _http_error(request: Request, error: Exception) -> ProblemResponse:
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 404 and error.detail == "Not Found":
+        detail = f"nothing at {request.url.path}"
+    elif error.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    else:
+        detail = str(error.detail)
+    headers = dict(error.headers) if error.headers else None
+    return problem(error.status_code, detail, headers=headers)
+
+
+async def _unexpected(request: Request, error: Exception) -> ProblemResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(500, "an unexpected error occurred; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error with problem+json."""
+    app.add_exception_handler(CapexError, _capex_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,69 @@
+"""The signed-in volunteer: own profile, edits, deactivation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response, status
+
+from capex.api.deps import CurrentUser, SessionDep, body_with_known_skills
+from capex.api.schemas.common import Problem
+from capex.api.schemas.profiles import MeRead, ProfileReplace, ProfileUpdate
+from capex.services import accounts, profiles
+
+router = APIRouter(tags=["accounts"])
+
+_errors: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 422: {"model": Problem}}
+
+
+def _body_doc(model: type[ProfileReplace | ProfileUpdate]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    }
+
+
+def _own(session: SessionDep, volunteer_id: int) -> dict[str, Any]:
+    volunteer = profiles.load_profile(session, volunteer_id)
+    return profiles.own_view(volunteer, profiles.open_slots(session, [volunteer])[volunteer.id])
+
+
+@router.get("/me", response_model=MeRead, responses=_errors)
+def read_me(me: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """My own profile, with my email and role."""
+    return _own(session, me.id)
+
+
+@router.put(
+    "/me/profile", response_model=MeRead, responses=_errors, openapi_extra=_body_doc(ProfileReplace)
+)
+def replace_profile(
+    me: CurrentUser,
+    session: SessionDep,
+    data: Annotated[ProfileReplace, Depends(body_with_known_skills(ProfileReplace))],
+) -> dict[str, Any]:
+    """Replace my whole profile; a field left out returns to its default."""
+    profiles.save_profile(session, me.id, data)
+    return _own(session, me.id)
+
+
+@router.patch(
+    "/me/profile", response_model=MeRead, responses=_errors, openapi_extra=_body_doc(ProfileUpdate)
+)
+def update_profile(
+    me: CurrentUser,
+    session: SessionDep,
+    data: Annotated[ProfileUpdate, Depends(body_with_known_skills(ProfileUpdate))],
+) -> dict[str, Any]:
+    """Change only the profile fields given."""
+    profiles.save_profile(session, me.id, data)
+    return _own(session, me.id)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+def deactivate(me: CurrentUser, session: SessionDep) -> Response:
+    """Deactivate my account: no more sign-in, search or matching; history stays."""
+    accounts.deactivate(session, me)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,81 @@
+"""The directory of volunteers, and role changes by coordinators."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from capex.api.deps import Coordinator, CurrentUser, SessionDep
+from capex.api.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, Problem, decode_cursor, encode_cursor
+from capex.api.schemas.profiles import LanguageCode, MeRead, Region, RoleIn, VolunteerRead
+from capex.api.schemas.skills import SkillId
+from capex.errors import Invalid, field_error
+from capex.services import accounts, directory, profiles
+
+router = APIRouter(prefix="/volunteers", tags=["directory"])
+
+_errors: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 422: {"model": Problem}}
+
+
+def cursor_id(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    position = decode_cursor(cursor)
+    if position is None or not isinstance(position.get("id"), int):
+        raise Invalid(
+            "the cursor is not one this service gave out",
+            [field_error(["query", "cursor"], "invalid cursor; use next_cursor as given")],
+        )
+    return int(position["id"])
+
+
+@router.get("", response_model=Page[VolunteerRead], responses=_errors)
+def list_volunteers(
+    _me: CurrentUser,
+    session: SessionDep,
+    offers: Annotated[SkillId | None, Query(description="offers this skill or one below it")] = None,
+    wants: Annotated[SkillId | None, Query(description="wants this skill or one below it")] = None,
+    language: Annotated[LanguageCode | None, Query(description="'pt' also finds 'pt-BR'")] = None,
+    region: Annotated[Region | None, Query()] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Public profiles of active volunteers, filtered, in a stable order."""
+    query = directory.DirectoryQuery(
+        offers=offers,
+        wants=wants,
+        language=language,
+        region=region,
+        q=q,
+        after_id=cursor_id(cursor),
+        limit=limit,
+    )
+    volunteers, more = directory.search(session, query)
+    slots = profiles.open_slots(session, volunteers)
+    return {
+        "items": [profiles.public_view(v, slots[v.id]) for v in volunteers],
+        "next_cursor": encode_cursor({"id": volunteers[-1].id}) if more else None,
+    }
+
+
+@router.get("/{volunteer_id}", response_model=VolunteerRead, responses={404: {"model": Problem}})
+def read_volunteer(volunteer_id: int, _me: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """One public profile (never the email)."""
+    volunteer = profiles.load_profile(session, volunteer_id)
+    return profiles.public_view(volunteer, profiles.open_slots(session, [volunteer])[volunteer.id])
+
+
+@router.put(
+    "/{volunteer_id}/role",
+    response_model=MeRead,
+    responses={403: {"model": Problem}, 404: {"model": Problem}},
+)
+def set_role(
+    volunteer_id: int, data: RoleIn, _coordinator: Coordinator, session: SessionDep
+) -> dict[str, Any]:
+    """Make a volunteer a coordinator, or a volunteer again (coordinators only)."""
+    volunteer = profiles.load_profile(session, volunteer_id)
+    accounts.set_role(session, volunteer.username, data.role)
+    return profiles.own_view(volunteer, profiles.open_slots(session, [volunteer])[volunteer.id])

@@ -1,0 +1,1 @@
+"""Pydantic v2 schemas of the JSON API: ``XCreate``, ``XUpdate``, ``XRead``."""

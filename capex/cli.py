@@ -1,0 +1,189 @@
+"""The ``capex`` command: serve, db, users, skills, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from capex import migrate
+from capex.config import get_settings
+from capex.errors import CapexError
+
+app = typer.Typer(help="capex: a capacity exchange.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
+skills_app = typer.Typer(help="The skill taxonomy.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(skills_app, name="skills")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Apply pending migrations, then serve the API and the web client."""
+    import uvicorn
+
+    settings = get_settings()
+    migrate.upgrade(settings.database_url)
+    typer.echo(f"capex on http://{host}:{port} (database {_safe_url(settings.database_url)})")
+    uvicorn.run(
+        "capex.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    migrate.upgrade(get_settings().database_url, revision)
+    typer.echo(f"database at {migrate.current_revision(get_settings().database_url)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")]) -> None:
+    """Undo migrations down to REVISION."""
+    migrate.downgrade(get_settings().database_url, revision)
+    typer.echo(f"database at {migrate.current_revision(get_settings().database_url) or 'base'}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's revision and the newest one."""
+    url = get_settings().database_url
+    current = migrate.current_revision(url)
+    head = migrate.head_revision()
+    state = "up to date" if current == head else "upgrade pending"
+    typer.echo(f"{current or 'base'} (head {head}; {state})")
+
+
+@users_app.command("set-role")
+def users_set_role(
+    username: str,
+    role: Annotated[str, typer.Argument(help="coordinator or volunteer")],
+) -> None:
+    """Make USERNAME a coordinator, or a plain volunteer again."""
+    from capex.db import session_scope
+    from capex.models import ROLES
+    from capex.services import accounts
+
+    if role not in ROLES:
+        raise _fail(f"role must be one of {', '.join(ROLES)}")
+    try:
+        with session_scope() as session:
+            accounts.set_role(session, username, role)
+    except CapexError as error:
+        raise _fail(error.detail) from error
+    typer.echo(f"{username} is now a {role}")
+
+
+@skills_app.command("import")
+def skills_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A JSON list of skills.")],
+) -> None:
+    """Create or update skills from a JSON file (the format `skills export` writes)."""
+    from capex.db import session_scope
+    from capex.services import skills
+
+    try:
+        documents = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise _fail(f"{file} is not JSON: {error}") from error
+    try:
+        with session_scope() as session:
+            result = skills.import_skills(session, documents)
+    except CapexError as error:
+        details = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in getattr(error, "errors", [])
+        )
+        raise _fail(f"{error.detail}{': ' + details if details else ''}") from error
+    typer.echo(f"{result.created} skills created, {result.updated} updated")
+
+
+@skills_app.command("export")
+def skills_export() -> None:
+    """Write the whole taxonomy as JSON to standard output."""
+    from capex.db import session_scope
+    from capex.services import skills
+
+    with session_scope() as session:
+        documents = skills.export_skills(session)
+    json.dump(documents, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+@app.command()
+def demo(
+    volunteers: Annotated[int, typer.Option(min=1, max=2_000_000, help="How many volunteers.")],
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same population.")] = 1,
+    password: Annotated[
+        str | None, typer.Option(help="Password of every demo user (default in README).")
+    ] = None,
+) -> None:
+    """Load a synthetic population of volunteers demo1..demoN sharing one password."""
+    from rich.progress import Progress
+
+    from capex.db import session_scope
+    from capex.services import demo as demo_service
+
+    settings = get_settings()
+    migrate.upgrade(settings.database_url)
+    try:
+        with Progress() as progress, session_scope() as session:
+            task = progress.add_task("volunteers", total=volunteers)
+            result = demo_service.populate(
+                session,
+                volunteers=volunteers,
+                seed=seed,
+                password=password or demo_service.DEFAULT_DEMO_PASSWORD,
+                progress=lambda done: progress.update(task, completed=done),
+            )
+    except CapexError as error:
+        raise _fail(error.detail) from error
+    typer.echo(
+        f"{result.created} demo volunteers (demo1..demo{result.created}) in {result.seconds:.1f} s"
+    )
+
+
+@app.command("seed-if-empty", hidden=True)
+def seed_if_empty(
+    volunteers: Annotated[int, typer.Option(min=0)] = 300,
+) -> None:
+    """Load demo volunteers only when there are none yet (used by `make run`)."""
+    from sqlalchemy import func, select
+
+    from capex.db import session_scope
+    from capex.models import Volunteer
+
+    migrate.upgrade(get_settings().database_url)
+    with session_scope() as session:
+        count = session.scalar(select(func.count()).select_from(Volunteer)) or 0
+    if count or not volunteers:
+        typer.echo(f"{count} volunteers in the database; no demo data loaded")
+        return
+    demo(volunteers=volunteers, seed=1, password=None)

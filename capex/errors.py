@@ -1,0 +1,73 @@
+"""The one error hierarchy of capex; the API maps each kind to an HTTP status."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class CapexError(Exception):
+    """Base of every error a use case raises on purpose."""
+
+    status = 400
+    title = "Bad request"
+    # When True the request's transaction is committed although the request failed:
+    # a failed sign-in must still be counted.
+    keep_changes = False
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class NotFound(CapexError):
+    status = 404
+    title = "Not found"
+
+
+class Forbidden(CapexError):
+    status = 403
+    title = "Forbidden"
+
+
+class Conflict(CapexError):
+    status = 409
+    title = "Conflict"
+
+
+class Unauthorized(CapexError):
+    status = 401
+    title = "Unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class InvalidCredentials(Unauthorized):
+    keep_changes = True
+
+
+class TooManyRequests(CapexError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, retry_after_seconds: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_seconds))})
+        self.retry_after_seconds = retry_after_seconds
+
+
+class Invalid(CapexError):
+    """Input that parsed but breaks a rule; ``errors`` names each bad field."""
+
+    status = 422
+    title = "Unprocessable content"
+
+    def __init__(self, detail: str, errors: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(detail)
+        self.errors = list(errors)
+
+
+def field_error(loc: Sequence[str | int], msg: str) -> dict[str, Any]:
+    """One entry of a 422's ``errors`` list."""
+    return {"loc": list(loc), "msg": msg}

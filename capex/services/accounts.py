@@ -1,0 +1,207 @@
+"""Registration, sign-in with throttling, access tokens, roles and deactivation."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from pwdlib import PasswordHash
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from capex.api.schemas.profiles import RegisterIn
+from capex.config import Settings
+from capex.errors import Conflict, InvalidCredentials, NotFound, TooManyRequests, Unauthorized
+from capex.models import AccessToken, LoginFailure, Volunteer
+from capex.models.base import utcnow
+
+
+@lru_cache
+def password_hasher() -> PasswordHash:
+    """Argon2id with pwdlib's recommended parameters."""
+    return PasswordHash.recommended()
+
+
+@lru_cache
+def _dummy_hash() -> str:
+    # Verified against when the username is unknown, so that a wrong username takes as long
+    # as a wrong password and does not reveal which accounts exist.
+    return password_hasher().hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return password_hasher().hash(password)
+
+
+def hash_token(token: str, secret_key: str) -> str:
+    """Tokens are stored as a keyed hash: a copy of the table alone signs nobody in."""
+    return hmac.new(secret_key.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def username_key(username: str) -> str:
+    return username.strip().casefold()
+
+
+def register(session: Session, data: RegisterIn) -> Volunteer:
+    """Create an active volunteer; 409 if the username or email is taken."""
+    key = username_key(data.username)
+    email = data.email.strip().lower()
+    taken = session.execute(
+        select(Volunteer.username_key, Volunteer.email).where(
+            (Volunteer.username_key == key) | (Volunteer.email == email)
+        )
+    ).first()
+    if taken is not None:
+        what = "username" if taken.username_key == key else "email"
+        raise Conflict(f"that {what} is already registered")
+    volunteer = Volunteer(
+        username=data.username,
+        username_key=key,
+        email=email,
+        password_hash=hash_password(data.password),
+        display_name=data.display_name or data.username,
+        bio="",
+        mentor_capacity=2,
+        role="volunteer",
+        is_active=True,
+        languages=[],
+        availability=[],
+        offers=[],
+        wants=[],
+    )
+    session.add(volunteer)
+    try:
+        # A concurrent registration of the same name loses here, on the unique index.
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as error:
+        raise Conflict("that username or email is already registered") from error
+    return volunteer
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+
+
+def _throttle(session: Session, settings: Settings, key: str, address: str) -> None:
+    since = utcnow() - timedelta(seconds=settings.login_window_seconds)
+    checks = (
+        (LoginFailure.username_key == key, settings.login_max_failures_per_username, "account"),
+        (LoginFailure.client_address == address, settings.login_max_failures_per_address, "address"),
+    )
+    for condition, limit, what in checks:
+        count, oldest = session.execute(
+            select(func.count(), func.min(LoginFailure.failed_at)).where(
+                condition, LoginFailure.failed_at > since
+            )
+        ).one()
+        if count >= limit:
+            retry = _seconds_until(oldest + timedelta(seconds=settings.login_window_seconds))
+            raise TooManyRequests(
+                f"too many failed sign-ins for this {what}; try again in {retry} seconds",
+                retry,
+            )
+
+
+def _seconds_until(moment: datetime) -> int:
+    return max(1, int((moment - utcnow()).total_seconds()) + 1)
+
+
+def sign_in(
+    session: Session, settings: Settings, username: str, password: str, address: str
+) -> IssuedToken:
+    """Check the password and issue a token; failures are counted and throttled."""
+    key = username_key(username)
+    _throttle(session, settings, key, address)
+    volunteer = session.scalars(select(Volunteer).where(Volunteer.username_key == key)).first()
+    hasher = password_hasher()
+    if volunteer is None or not volunteer.is_active:
+        hasher.verify(password, _dummy_hash())
+        ok = False
+    else:
+        ok, new_hash = hasher.verify_and_update(password, volunteer.password_hash)
+        if ok and new_hash:
+            volunteer.password_hash = new_hash
+    if not ok or volunteer is None:
+        session.add(LoginFailure(username_key=key[:64], client_address=address[:64]))
+        session.flush()
+        raise InvalidCredentials("wrong username or password")
+    session.execute(delete(LoginFailure).where(LoginFailure.username_key == key))
+    return issue_token(session, settings, volunteer)
+
+
+def issue_token(session: Session, settings: Settings, volunteer: Volunteer) -> IssuedToken:
+    token = secrets.token_urlsafe(32)
+    ttl = timedelta(minutes=settings.token_ttl_minutes)
+    now = utcnow()
+    session.add(
+        AccessToken(
+            token_hash=hash_token(token, settings.secret_key),
+            volunteer_id=volunteer.id,
+            created_at=now,
+            expires_at=now + ttl,
+        )
+    )
+    volunteer.last_seen_at = now
+    session.flush()
+    return IssuedToken(access_token=token, expires_in=int(ttl.total_seconds()))
+
+
+def volunteer_for_token(session: Session, settings: Settings, token: str) -> Volunteer:
+    """The active volunteer a token belongs to; 401 for a bad, expired or revoked one."""
+    volunteer = session.scalars(
+        select(Volunteer)
+        .join(AccessToken, AccessToken.volunteer_id == Volunteer.id)
+        .where(
+            AccessToken.token_hash == hash_token(token, settings.secret_key),
+            AccessToken.expires_at > utcnow(),
+            Volunteer.is_active.is_(True),
+        )
+    ).first()
+    if volunteer is None:
+        raise Unauthorized("the access token is missing, expired or revoked; sign in again")
+    return volunteer
+
+
+def revoke_token(session: Session, settings: Settings, token: str) -> None:
+    session.execute(
+        delete(AccessToken).where(AccessToken.token_hash == hash_token(token, settings.secret_key))
+    )
+
+
+def purge_expired(session: Session, settings: Settings) -> int:
+    """Drop expired tokens and failures older than the throttling window."""
+    now = utcnow()
+    tokens = session.execute(delete(AccessToken).where(AccessToken.expires_at <= now))
+    failures = session.execute(
+        delete(LoginFailure).where(
+            LoginFailure.failed_at <= now - timedelta(seconds=settings.login_window_seconds)
+        )
+    )
+    return int(tokens.rowcount or 0) + int(failures.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def deactivate(session: Session, volunteer: Volunteer) -> None:
+    """Sign the volunteer out everywhere and take them out of search and matching."""
+    volunteer.is_active = False
+    volunteer.deactivated_at = utcnow()
+    session.execute(delete(AccessToken).where(AccessToken.volunteer_id == volunteer.id))
+    session.flush()
+
+
+def set_role(session: Session, username: str, role: str) -> Volunteer:
+    volunteer = session.scalars(
+        select(Volunteer).where(Volunteer.username_key == username_key(username))
+    ).first()
+    if volunteer is None:
+        raise NotFound(f"no volunteer named {username!r}")
+    volunteer.role = role
+    session.flush()
+    return volunteer

@@ -1,0 +1,76 @@
+"""The directory: active volunteers filtered by skill, language, region and text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session
+
+from capex.errors import Invalid, field_error
+from capex.models import SkillOffer, SkillWant, Volunteer, VolunteerLanguage
+from capex.services import skills as skill_service
+from capex.services.profiles import profile_options
+
+
+@dataclass(frozen=True)
+class DirectoryQuery:
+    offers: str | None = None
+    wants: str | None = None
+    language: str | None = None
+    region: str | None = None
+    q: str | None = None
+    after_id: int | None = None
+    limit: int = 20
+
+
+def search(session: Session, query: DirectoryQuery) -> tuple[list[Volunteer], bool]:
+    """One page of volunteers in id order, and whether another page follows.
+
+    A skill filter includes the skills below it: ``offers=technology`` finds everyone who
+    offers any technology skill.
+    """
+    statement = (
+        select(Volunteer)
+        .options(*profile_options())
+        .where(Volunteer.is_active.is_(True))
+        .order_by(Volunteer.id)
+        .limit(query.limit + 1)
+    )
+    tree: dict[str, str | None] | None = None
+    for param, table in (("offers", SkillOffer), ("wants", SkillWant)):
+        skill = getattr(query, param)
+        if skill is None:
+            continue
+        tree = tree if tree is not None else skill_service.parents(session)
+        if skill not in tree:
+            raise Invalid(
+                f"unknown skill {skill!r}", [field_error(["query", param], "unknown skill")]
+            )
+        ids = skill_service.subtree_ids(tree, skill)
+        skill_match = table.skill_id == skill if len(ids) == 1 else table.skill_id.in_(ids)
+        statement = statement.where(
+            exists().where(table.volunteer_id == Volunteer.id, skill_match)
+        )
+    if query.language is not None:
+        column = VolunteerLanguage.code if "-" in query.language else VolunteerLanguage.language
+        statement = statement.where(
+            exists().where(
+                VolunteerLanguage.volunteer_id == Volunteer.id, column == query.language
+            )
+        )
+    if query.region is not None:
+        statement = statement.where(Volunteer.region == query.region)
+    if query.q:
+        pattern = skill_service.contains_pattern(query.q)
+        statement = statement.where(
+            or_(
+                Volunteer.display_name.ilike(pattern, escape="\\"),
+                Volunteer.username.ilike(pattern, escape="\\"),
+                Volunteer.bio.ilike(pattern, escape="\\"),
+            )
+        )
+    if query.after_id is not None:
+        statement = statement.where(Volunteer.id > query.after_id)
+    rows = list(session.scalars(statement))
+    return rows[: query.limit], len(rows) > query.limit

@@ -1,0 +1,174 @@
+"""Profiles: load, replace, patch, and the public view of a volunteer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm.interfaces import LoaderOption
+
+from capex.api.schemas.profiles import (
+    LanguageIn,
+    ProfileReplace,
+    ProfileUpdate,
+    SlotIn,
+    format_time,
+)
+from capex.errors import Invalid, NotFound, field_error
+from capex.models import (
+    AvailabilitySlot,
+    SkillOffer,
+    SkillWant,
+    Volunteer,
+    VolunteerLanguage,
+)
+from capex.services import skills as skill_service
+
+
+def profile_options() -> list[LoaderOption]:
+    """Load everything a profile shows, in one query per collection."""
+    return [
+        selectinload(Volunteer.languages),
+        selectinload(Volunteer.availability),
+        selectinload(Volunteer.offers).joinedload(SkillOffer.skill),
+        selectinload(Volunteer.wants).joinedload(SkillWant.skill),
+    ]
+
+
+def load_profile(session: Session, volunteer_id: int, *, active_only: bool = True) -> Volunteer:
+    query = select(Volunteer).options(*profile_options()).where(Volunteer.id == volunteer_id)
+    if active_only:
+        query = query.where(Volunteer.is_active.is_(True))
+    volunteer = session.scalars(query.execution_options(populate_existing=True)).first()
+    if volunteer is None:
+        raise NotFound(f"no volunteer with id {volunteer_id}")
+    return volunteer
+
+
+def open_slots(session: Session, volunteers: Iterable[Volunteer]) -> dict[int, int]:
+    """Mentor capacity not taken by accepted exchanges, per volunteer id.
+
+    There is no exchange lifecycle yet (issue 4), so nothing is taken: the whole capacity
+    is open.
+    """
+    return {volunteer.id: volunteer.mentor_capacity for volunteer in volunteers}
+
+
+def _check_skills(session: Session, changes: dict[str, Any]) -> None:
+    wanted = {
+        (field, index): entry.skill
+        for field in ("offers", "wants")
+        for index, entry in enumerate(changes.get(field) or [])
+    }
+    if not wanted:
+        return
+    known = skill_service.known_ids(session)
+    errors = [
+        field_error(["body", field, index, "skill"], f"unknown skill {skill!r}")
+        for (field, index), skill in wanted.items()
+        if skill not in known
+    ]
+    if errors:
+        raise Invalid("the profile names skills that are not in the taxonomy", errors)
+
+
+def _apply(volunteer: Volunteer, changes: dict[str, Any]) -> None:
+    for field in ("display_name", "bio", "timezone", "region", "mentor_capacity"):
+        if field in changes:
+            setattr(volunteer, field, changes[field])
+    if (languages := changes.get("languages")) is not None:
+        volunteer.languages = [_language(item, position) for position, item in enumerate(languages)]
+    if (slots := changes.get("availability")) is not None:
+        volunteer.availability = [_slot(item) for item in slots]
+    if (offers := changes.get("offers")) is not None:
+        volunteer.offers = [
+            SkillOffer(skill_id=item.skill, level=item.level, note=item.note, position=position)
+            for position, item in enumerate(offers)
+        ]
+    if (wants := changes.get("wants")) is not None:
+        volunteer.wants = [
+            SkillWant(skill_id=item.skill, level=item.level, note=item.note, position=position)
+            for position, item in enumerate(wants)
+        ]
+
+
+def _language(item: LanguageIn, position: int) -> VolunteerLanguage:
+    return VolunteerLanguage(
+        code=item.code, language=item.code.split("-")[0], level=item.level, position=position
+    )
+
+
+def _slot(item: SlotIn) -> AvailabilitySlot:
+    return AvailabilitySlot(
+        weekday=item.weekday, start_minute=item.start_minute, end_minute=item.end_minute
+    )
+
+
+def _changes(data: ProfileReplace | ProfileUpdate, *, replace: bool) -> dict[str, Any]:
+    # Keep the nested models (model_dump would turn them into dicts).
+    names = type(data).model_fields if replace else data.model_fields_set
+    return {name: getattr(data, name) for name in names}
+
+
+def save_profile(
+    session: Session, volunteer_id: int, data: ProfileReplace | ProfileUpdate
+) -> Volunteer:
+    """Replace (PUT) or patch (PATCH) a profile; a rejected change changes nothing."""
+    replace = isinstance(data, ProfileReplace)
+    changes = _changes(data, replace=replace)
+    if replace and changes.get("display_name") is None:
+        changes.pop("display_name", None)
+    _check_skills(session, changes)
+    volunteer = load_profile(session, volunteer_id)
+    timezone = changes.get("timezone", volunteer.timezone)
+    slots = changes.get("availability", volunteer.availability)
+    if slots and not timezone:
+        raise Invalid(
+            "availability is given in the volunteer's own time zone: set timezone too",
+            [field_error(["body", "timezone"], "required while availability is given")],
+        )
+    _apply(volunteer, changes)
+    session.flush()
+    return load_profile(session, volunteer_id)
+
+
+def public_view(volunteer: Volunteer, slots_open: int) -> dict[str, Any]:
+    """The fields of a public profile (``VolunteerRead``)."""
+    return {
+        "id": volunteer.id,
+        "username": volunteer.username,
+        "display_name": volunteer.display_name,
+        "bio": volunteer.bio,
+        "timezone": volunteer.timezone,
+        "region": volunteer.region,
+        "languages": [{"code": lang.code, "level": lang.level} for lang in volunteer.languages],
+        "availability": [
+            {
+                "weekday": slot.weekday,
+                "start": format_time(slot.start_minute),
+                "end": format_time(slot.end_minute),
+            }
+            for slot in volunteer.availability
+        ],
+        "offers": [_entry(offer) for offer in volunteer.offers],
+        "wants": [_entry(want) for want in volunteer.wants],
+        "mentor_capacity": volunteer.mentor_capacity,
+        "open_slots": slots_open,
+        "created_at": volunteer.created_at,
+    }
+
+
+def own_view(volunteer: Volunteer, slots_open: int) -> dict[str, Any]:
+    return {
+        **public_view(volunteer, slots_open),
+        "email": volunteer.email,
+        "role": volunteer.role,
+        "is_active": volunteer.is_active,
+    }
+
+
+def _entry(entry: SkillOffer | SkillWant) -> dict[str, Any]:
+    return {"skill": entry.skill_id, "name": entry.skill.name, "level": entry.level, "note": entry.note}
+
