@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from alembic import context
-
 from capex.config import get_settings
 from capex.db import make_engine
 from capex.models import Base

@@ -66,7 +66,9 @@ def db_upgrade(
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")]) -> None:
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, or 'base'.")],
+) -> None:
     """Undo migrations down to REVISION."""
     migrate.downgrade(get_settings().database_url, revision)
     typer.echo(f"database at {migrate.current_revision(get_settings().database_url) or 'base'}")
@@ -104,7 +106,9 @@ def users_set_role(
 
 @skills_app.command("import")
 def skills_import(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A JSON list of skills.")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="A JSON list of skills.")
+    ],
 ) -> None:
     """Create or update skills from a JSON file (the format `skills export` writes)."""
     from capex.db import session_scope

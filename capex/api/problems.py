@@ -48,8 +48,10 @@ def _message(error: dict[str, Any]) -> str:
 
 def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [
-        {"loc": [part for part in error.get("loc", ()) if part != "function-after"],
-         "msg": _message(error)}
+        {
+            "loc": [part for part in error.get("loc", ()) if part != "function-after"],
+            "msg": _message(error),
+        }
         for error in errors
     ]
 

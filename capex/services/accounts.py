@@ -94,7 +94,11 @@ def _throttle(session: Session, settings: Settings, key: str, address: str) -> N
     since = utcnow() - timedelta(seconds=settings.login_window_seconds)
     checks = (
         (LoginFailure.username_key == key, settings.login_max_failures_per_username, "account"),
-        (LoginFailure.client_address == address, settings.login_max_failures_per_address, "address"),
+        (
+            LoginFailure.client_address == address,
+            settings.login_max_failures_per_address,
+            "address",
+        ),
     )
     for condition, limit, what in checks:
         count, oldest = session.execute(

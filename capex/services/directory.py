@@ -49,15 +49,11 @@ def search(session: Session, query: DirectoryQuery) -> tuple[list[Volunteer], bo
             )
         ids = skill_service.subtree_ids(tree, skill)
         skill_match = table.skill_id == skill if len(ids) == 1 else table.skill_id.in_(ids)
-        statement = statement.where(
-            exists().where(table.volunteer_id == Volunteer.id, skill_match)
-        )
+        statement = statement.where(exists().where(table.volunteer_id == Volunteer.id, skill_match))
     if query.language is not None:
         column = VolunteerLanguage.code if "-" in query.language else VolunteerLanguage.language
         statement = statement.where(
-            exists().where(
-                VolunteerLanguage.volunteer_id == Volunteer.id, column == query.language
-            )
+            exists().where(VolunteerLanguage.volunteer_id == Volunteer.id, column == query.language)
         )
     if query.region is not None:
         statement = statement.where(Volunteer.region == query.region)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.interfaces import LoaderOption
 
 from capex.api.schemas.profiles import (
@@ -170,5 +170,9 @@ def own_view(volunteer: Volunteer, slots_open: int) -> dict[str, Any]:
 
 
 def _entry(entry: SkillOffer | SkillWant) -> dict[str, Any]:
-    return {"skill": entry.skill_id, "name": entry.skill.name, "level": entry.level, "note": entry.note}
-
+    return {
+        "skill": entry.skill_id,
+        "name": entry.skill.name,
+        "level": entry.level,
+        "note": entry.note,
+    }

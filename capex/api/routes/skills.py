@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 
 from capex.api.deps import Coordinator, SessionDep
-from capex.api.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, Problem, decode_cursor, encode_cursor
+from capex.api.schemas.common import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Page,
+    Problem,
+    decode_cursor,
+    encode_cursor,
+)
 from capex.api.schemas.skills import SkillCreate, SkillDetail, SkillRead, SkillUpdate
 from capex.errors import Invalid, field_error
 from capex.regions import REGIONS
@@ -31,8 +38,12 @@ def _cursor(cursor: str | None) -> str | None:
 @router.get("/skills", response_model=Page[SkillRead], responses={422: {"model": Problem}})
 def list_skills(
     session: SessionDep,
-    q: Annotated[str | None, Query(min_length=1, max_length=100, description="in names and aliases")] = None,
-    parent: Annotated[str | None, Query(max_length=64, description="children of this skill; empty for the roots")] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="in names and aliases")
+    ] = None,
+    parent: Annotated[
+        str | None, Query(max_length=64, description="children of this skill; empty for the roots")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
@@ -64,7 +75,9 @@ def read_skill(skill_id: str, session: SessionDep) -> dict[str, Any]:
     response_model=SkillRead,
     responses={403: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
 )
-def create_skill(data: SkillCreate, _coordinator: Coordinator, session: SessionDep) -> dict[str, Any]:
+def create_skill(
+    data: SkillCreate, _coordinator: Coordinator, session: SessionDep
+) -> dict[str, Any]:
     """Add a skill to the taxonomy (coordinators only)."""
     return skill_service.skill_document(skill_service.create_skill(session, data))
 

@@ -7,7 +7,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from capex.api.deps import Coordinator, CurrentUser, SessionDep
-from capex.api.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Page, Problem, decode_cursor, encode_cursor
+from capex.api.schemas.common import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Page,
+    Problem,
+    decode_cursor,
+    encode_cursor,
+)
 from capex.api.schemas.profiles import LanguageCode, MeRead, Region, RoleIn, VolunteerRead
 from capex.api.schemas.skills import SkillId
 from capex.errors import Invalid, field_error
@@ -34,7 +41,9 @@ def cursor_id(cursor: str | None) -> int | None:
 def list_volunteers(
     _me: CurrentUser,
     session: SessionDep,
-    offers: Annotated[SkillId | None, Query(description="offers this skill or one below it")] = None,
+    offers: Annotated[
+        SkillId | None, Query(description="offers this skill or one below it")
+    ] = None,
     wants: Annotated[SkillId | None, Query(description="wants this skill or one below it")] = None,
     language: Annotated[LanguageCode | None, Query(description="'pt' also finds 'pt-BR'")] = None,
     region: Annotated[Region | None, Query()] = None,

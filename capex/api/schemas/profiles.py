@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import zoneinfo
 from datetime import datetime
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 import langcodes
@@ -175,10 +176,8 @@ def _check_skill_entries(items: list[SkillEntryIn]) -> list[SkillEntryIn]:
 
 
 def _check_slots(slots: list[SlotIn]) -> list[SlotIn]:
-    ordered = sorted(
-        enumerate(slots), key=lambda pair: (pair[1].weekday, pair[1].start_minute)
-    )
-    for (i, a), (j, b) in zip(ordered, ordered[1:], strict=False):
+    ordered = sorted(enumerate(slots), key=lambda pair: (pair[1].weekday, pair[1].start_minute))
+    for (i, a), (j, b) in pairwise(ordered):
         if a.weekday == b.weekday and b.start_minute < a.end_minute:
             raise PydanticCustomError(
                 "slot_overlap",
@@ -188,9 +187,7 @@ def _check_slots(slots: list[SlotIn]) -> list[SlotIn]:
     return slots
 
 
-Languages = Annotated[
-    list[LanguageIn], Field(max_length=20), AfterValidator(_check_languages)
-]
+Languages = Annotated[list[LanguageIn], Field(max_length=20), AfterValidator(_check_languages)]
 Slots = Annotated[list[SlotIn], Field(max_length=MAX_LIST_ITEMS), AfterValidator(_check_slots)]
 SkillEntries = Annotated[
     list[SkillEntryIn], Field(max_length=MAX_LIST_ITEMS), AfterValidator(_check_skill_entries)
@@ -204,10 +201,10 @@ class ProfileReplace(InputSchema):
     bio: Bio = ""
     timezone: Timezone | None = None
     region: Region | None = None
-    languages: Languages = []
-    availability: Slots = []
-    offers: SkillEntries = []
-    wants: SkillEntries = []
+    languages: Languages = Field(default_factory=list)
+    availability: Slots = Field(default_factory=list)
+    offers: SkillEntries = Field(default_factory=list)
+    wants: SkillEntries = Field(default_factory=list)
     mentor_capacity: MentorCapacity = 2
 
     @model_validator(mode="after")

@@ -40,7 +40,7 @@ class SkillCreate(InputSchema):
     name: Annotated[str, Field(min_length=1, max_length=120)]
     description: Annotated[str, Field(max_length=1000)] = ""
     parent: SkillId | None = None
-    aliases: Aliases = []
+    aliases: Aliases = Field(default_factory=list)
     wikidata: WikidataItem | None = None
 
     @field_validator("id", mode="before")
