@@ -1,0 +1,38 @@
+# `make run` installs capex into .venv and serves it on http://127.0.0.1:8000 (SQLite file
+# capex.db, with DEMO demo volunteers loaded when the database is empty; DEMO=0 for none).
+# `make test` installs capex with its test tools and runs the whole test suite.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO ?= 300
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
+
+.PHONY: run test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/capex seed-if-empty --volunteers $(DEMO)
+	$(BIN)/capex serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+test: $(BIN)/.installed
+	scripts/ensure-postgres
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check capex tests bench alembic
+	$(BIN)/ruff format --check capex tests bench alembic
+	$(BIN)/mypy --strict capex
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/directory.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
