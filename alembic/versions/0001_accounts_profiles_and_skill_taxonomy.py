@@ -187,6 +187,9 @@ def downgrade() -> None:
         batch_op.drop_index('ix_volunteers_region_id')
 
     op.drop_table('volunteers')
+    # SQLite (foreign keys on) empties a table row by row before dropping it, and the
+    # RESTRICT on parent_id refuses to delete a parent before its children: detach them.
+    op.execute(sa.text('UPDATE skills SET parent_id = NULL'))
     with op.batch_alter_table('skills', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_skills_parent_id'))
 

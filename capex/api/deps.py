@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Body, Depends, Request
+from fastapi import Body, Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from capex.api.schemas.common import MAX_ID
 from capex.config import Settings
 from capex.errors import CapexError, Forbidden, Unauthorized
 from capex.models import Volunteer
@@ -18,6 +19,9 @@ from capex.services import accounts
 from capex.services import skills as skill_service
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# An integer id in a path; out of range it is simply not found.
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def get_settings(request: Request) -> Settings:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from capex.errors import CapexError
@@ -103,6 +104,12 @@ async def _http_error(request: Request, error: Exception) -> ProblemResponse:
     return problem(error.status_code, detail, headers=headers)
 
 
+async def _unstorable(_request: Request, error: Exception) -> ProblemResponse:
+    # The database refused a value the schemas let through, such as a NUL character in a
+    # PostgreSQL text column: bad input, not a fault of the server.
+    return problem(422, "the request holds a value the database cannot store (a NUL character?)")
+
+
 async def _unexpected(request: Request, error: Exception) -> ProblemResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "an unexpected error occurred; it has been logged")
@@ -113,4 +120,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(CapexError, _capex_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(Exception, _unexpected)

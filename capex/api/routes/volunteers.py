@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from capex.api.deps import Coordinator, CurrentUser, SessionDep
+from capex.api.deps import Coordinator, CurrentUser, IdPath, SessionDep
 from capex.api.schemas.common import (
     DEFAULT_LIMIT,
+    MAX_ID,
     MAX_LIMIT,
     Page,
     Problem,
@@ -29,7 +30,11 @@ def cursor_id(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     position = decode_cursor(cursor)
-    if position is None or not isinstance(position.get("id"), int):
+    if (
+        position is None
+        or not isinstance(position.get("id"), int)
+        or not (0 <= position["id"] <= MAX_ID)
+    ):
         raise Invalid(
             "the cursor is not one this service gave out",
             [field_error(["query", "cursor"], "invalid cursor; use next_cursor as given")],
@@ -70,7 +75,7 @@ def list_volunteers(
 
 
 @router.get("/{volunteer_id}", response_model=VolunteerRead, responses={404: {"model": Problem}})
-def read_volunteer(volunteer_id: int, _me: CurrentUser, session: SessionDep) -> dict[str, Any]:
+def read_volunteer(volunteer_id: IdPath, _me: CurrentUser, session: SessionDep) -> dict[str, Any]:
     """One public profile (never the email)."""
     volunteer = profiles.load_profile(session, volunteer_id)
     return profiles.public_view(volunteer, profiles.open_slots(session, [volunteer])[volunteer.id])
@@ -82,7 +87,7 @@ def read_volunteer(volunteer_id: int, _me: CurrentUser, session: SessionDep) -> 
     responses={403: {"model": Problem}, 404: {"model": Problem}},
 )
 def set_role(
-    volunteer_id: int, data: RoleIn, _coordinator: Coordinator, session: SessionDep
+    volunteer_id: IdPath, data: RoleIn, _coordinator: Coordinator, session: SessionDep
 ) -> dict[str, Any]:
     """Make a volunteer a coordinator, or a volunteer again (coordinators only)."""
     volunteer = profiles.load_profile(session, volunteer_id)

@@ -13,6 +13,7 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+MAX_ID = 2**63 - 1  # the largest integer key both databases store
 
 
 class Schema(BaseModel):

@@ -43,7 +43,8 @@ def check_timezone(value: str) -> str:
         raise ValueError(f"{value!r} is not an IANA time zone")
     try:
         zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
+    # A key that names a folder ('Africa') or is too long for a file name raises OSError.
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as error:
         raise ValueError(
             f"{value!r} is not an IANA time zone (for example 'Africa/Lagos')"
         ) from error

@@ -1,0 +1,223 @@
+"""The ``capex`` command against real databases of both backends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from capex import config, db, migrate
+from capex.api.schemas.profiles import RegisterIn
+from capex.cli import app
+from capex.models import Volunteer
+from capex.services import accounts
+from tests.conftest import discard_database, fresh_database
+
+runner = CliRunner()
+
+
+def capex(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def _reset_process_state() -> None:
+    if db.get_engine.cache_info().currsize:
+        db.get_engine().dispose()
+    config.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    db.get_session_factory.cache_clear()
+
+
+@pytest.fixture
+def use_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], str]]:
+    """Point the command at a database, as CAPEX_DATABASE_URL would."""
+
+    def use(url: str) -> str:
+        monkeypatch.setenv("CAPEX_DATABASE_URL", url)
+        _reset_process_state()
+        return url
+
+    yield use
+    _reset_process_state()
+
+
+@pytest.fixture
+def empty_database(backend: str, tmp_path: Path, use_database) -> Iterator[str]:
+    url = fresh_database(backend, tmp_path)
+    yield use_database(url)
+    _reset_process_state()
+    discard_database(url)
+
+
+@pytest.fixture(scope="module")
+def _migrated_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # One migrated database per backend for this module: the tests below only add rows
+    # with names of their own, so they can share it.
+    url = fresh_database(backend, tmp_path_factory.mktemp(f"cli-{backend}"))
+    migrate.upgrade(url)
+    yield url
+    discard_database(url)
+
+
+@pytest.fixture
+def migrated_database(_migrated_url: str, use_database) -> str:
+    return use_database(_migrated_url)
+
+
+def write_json(path: Path, document: object) -> Path:
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def exported_ids() -> list[str]:
+    result = capex("skills", "export")
+    assert result.exit_code == 0, result.output
+    return [entry["id"] for entry in json.loads(result.stdout)]
+
+
+# db
+
+
+def test_db_upgrade_then_current_says_up_to_date(empty_database):
+    head = migrate.head_revision()
+    assert head is not None
+
+    before = capex("db", "current")
+    assert before.exit_code == 0, before.output
+    assert "upgrade pending" in before.stdout
+
+    upgraded = capex("db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.output
+    assert f"database at {head}" in upgraded.stdout
+
+    current = capex("db", "current")
+    assert current.exit_code == 0, current.output
+    assert current.stdout.startswith(head)
+    assert "up to date" in current.stdout
+
+
+def test_db_downgrade_base_then_current_says_base(empty_database):
+    assert capex("db", "upgrade").exit_code == 0
+
+    downgraded = capex("db", "downgrade", "base")
+    assert downgraded.exit_code == 0, downgraded.output
+    assert "database at base" in downgraded.stdout
+
+    current = capex("db", "current")
+    assert current.exit_code == 0, current.output
+    assert current.stdout.startswith("base")
+    assert "upgrade pending" in current.stdout
+
+
+# users
+
+
+def test_users_set_role_makes_a_volunteer_coordinator(migrated_database):
+    with db.session_scope() as session:
+        accounts.register(
+            session,
+            RegisterIn(username="Ada", email="ada@example.org", password="correct horse battery"),
+        )
+
+    result = capex("users", "set-role", "ada", "coordinator")
+
+    assert result.exit_code == 0, result.output
+    assert "coordinator" in result.stdout
+    with db.session_scope() as session:
+        role = session.scalar(select(Volunteer.role).where(Volunteer.username_key == "ada"))
+    assert role == "coordinator"
+
+
+def test_users_set_role_for_unknown_user_exits_1(migrated_database):
+    result = capex("users", "set-role", "nobody-here", "coordinator")
+    assert result.exit_code == 1
+    assert "no volunteer named 'nobody-here'" in result.stderr
+
+
+def test_users_set_role_to_unknown_role_exits_1(migrated_database):
+    result = capex("users", "set-role", "ada", "emperor")
+    assert result.exit_code == 1
+    assert "coordinator" in result.stderr
+
+
+# skills
+
+
+def test_skills_export_prints_json_that_import_accepts(migrated_database, tmp_path):
+    exported = capex("skills", "export")
+    assert exported.exit_code == 0, exported.output
+    document = json.loads(exported.stdout)
+    assert len(document) >= 80
+    assert {"id", "name", "description", "parent", "aliases", "wikidata"} == set(document[0])
+
+    result = capex("skills", "import", str(write_json(tmp_path / "skills.json", document)))
+
+    assert result.exit_code == 0, result.output
+    assert f"0 skills created, {len(document)} updated" in result.stdout
+    assert json.loads(capex("skills", "export").stdout) == document
+
+
+def test_skills_import_creates_a_new_skill(migrated_database, tmp_path):
+    new = {
+        "id": "cli-imported-skill",
+        "name": "Imported from a file",
+        "description": "Made by the import command.",
+        "parent": "technology",
+        "aliases": ["file skill"],
+        "wikidata": None,
+    }
+
+    result = capex("skills", "import", str(write_json(tmp_path / "new.json", [new])))
+
+    assert result.exit_code == 0, result.output
+    assert "1 skills created, 0 updated" in result.stdout
+    exported = json.loads(capex("skills", "export").stdout)
+    assert new in exported
+
+
+def test_skills_import_of_a_file_that_is_not_json_exits_1(migrated_database, tmp_path):
+    path = tmp_path / "skills.csv"
+    path.write_text("id,name\nlua,Lua\n", encoding="utf-8")
+
+    result = capex("skills", "import", str(path))
+
+    assert result.exit_code == 1
+    assert "is not JSON" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_skills_import_of_an_invalid_entry_changes_nothing(migrated_database, tmp_path):
+    document = [
+        {"id": "cli-fine-skill", "name": "Fine", "parent": "technology"},
+        {"id": "cli-orphan-skill", "name": "Orphan", "parent": "no-such-skill"},
+    ]
+
+    result = capex("skills", "import", str(write_json(tmp_path / "bad.json", document)))
+
+    assert result.exit_code == 1
+    assert "1.parent: unknown skill" in result.stderr
+    assert "cli-fine-skill" not in exported_ids()
+
+
+def test_skills_import_of_a_missing_file_is_a_usage_error(migrated_database, tmp_path):
+    result = capex("skills", "import", str(tmp_path / "missing.json"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+# demo
+
+
+def test_demo_creates_demo1_to_demo50(migrated_database):
+    result = capex("demo", "--volunteers", "50", "--seed", "3")
+
+    assert result.exit_code == 0, result.output
+    with db.session_scope() as session:
+        usernames = set(
+            session.scalars(select(Volunteer.username).where(Volunteer.username.like("demo%")))
+        )
+    assert usernames == {f"demo{number}" for number in range(1, 51)}
