@@ -153,7 +153,7 @@ def demo(
     from rich.progress import Progress
 
     from capex.db import session_scope
-    from capex.services import demo as demo_service
+    import capex.services.demo as demo_service
 
     settings = get_settings()
     migrate.upgrade(settings.database_url)

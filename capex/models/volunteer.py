@@ -19,6 +19,8 @@ class Volunteer(TimestampMixin, Base):
         CheckConstraint("mentor_capacity BETWEEN 0 AND 20", name="mentor_capacity_range"),
         CheckConstraint("role IN ('volunteer', 'coordinator')", name="role_known"),
         Index("ix_volunteers_region_id", "region", "id"),
+        # Matching indexes in every worker poll for profiles changed since their last look.
+        Index("ix_volunteers_updated_at", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

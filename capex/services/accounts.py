@@ -195,7 +195,7 @@ def purge_expired(session: Session, settings: Settings) -> int:
 def deactivate(session: Session, volunteer: Volunteer) -> None:
     """Sign the volunteer out everywhere and take them out of search and matching."""
     volunteer.is_active = False
-    volunteer.deactivated_at = utcnow()
+    volunteer.deactivated_at = volunteer.updated_at = utcnow()
     session.execute(delete(AccessToken).where(AccessToken.volunteer_id == volunteer.id))
     session.flush()
 

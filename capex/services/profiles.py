@@ -24,6 +24,7 @@ from capex.models import (
     Volunteer,
     VolunteerLanguage,
 )
+from capex.models.base import utcnow
 from capex.services import skills as skill_service
 
 
@@ -130,6 +131,8 @@ def save_profile(
             [field_error(["body", "timezone"], "required while availability is given")],
         )
     _apply(volunteer, changes)
+    # Bumped even when only child rows changed: the matching index follows updated_at.
+    volunteer.updated_at = utcnow()
     session.flush()
     return load_profile(session, volunteer_id)
 
