@@ -7,10 +7,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from capex import __version__
 from capex.api import logs, problems
-from capex.api.routes import auth, me, ops, skills, volunteers
+from capex.api.routes import auth, matches, me, ops, skills, volunteers
 from capex.api.schemas.profiles import ProfileReplace, ProfileUpdate
 from capex.config import Settings, get_settings
 from capex.db import get_session_factory
+from capex.services.matches import MatchingService
 from capex.web import routes as web_routes
 
 API_PREFIX = "/api/v1"
@@ -32,8 +33,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.session_factory = session_factory or get_session_factory()
+    app.state.matching = MatchingService(app.state.session_factory)
     problems.install(app)
-    for module in (auth, me, volunteers, skills):
+    for module in (auth, me, matches, volunteers, skills):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     app.include_router(web_routes.router)

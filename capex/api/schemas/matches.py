@@ -1,0 +1,33 @@
+"""Matching schemas."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from capex.api.schemas.profiles import VolunteerRef
+
+
+class MatchReasons(BaseModel):
+    skill_similarity: float = Field(
+        description="taxonomy similarity of the wanted and offered skill"
+    )
+    level_fit: float = Field(description="1 when the mentor's level reaches the target")
+    overlap_minutes_per_week: int | None = Field(
+        description="shared available minutes in the coming week; null when one side gave none"
+    )
+    shared_languages: list[str] = Field(description="languages both speak, best shared first")
+    wanted_skill: str = Field(description="the learner's wanted skill this pairing serves")
+
+
+class MatchRead(BaseModel):
+    volunteer: VolunteerRef
+    skill: str = Field(description="the mentor's offered skill an exchange would be about")
+    score: float = Field(ge=0, le=1)
+    reasons: MatchReasons
+
+
+class MatchList(BaseModel):
+    role: Literal["learner", "mentor"]
+    items: list[MatchRead]

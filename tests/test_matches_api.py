@@ -1,0 +1,151 @@
+"""GET /me/matches: ranked candidates with reasons, through the API, on both databases."""
+
+from __future__ import annotations
+
+import pytest
+
+from capex.services import accounts
+from tests.factories import auth_headers, make_volunteer, problem_fields
+
+MATCHES = "/api/v1/me/matches"
+EVENINGS = [{"weekday": day, "start": "18:00", "end": "21:00"} for day in range(5)]
+ENGLISH = [{"code": "en", "level": 5}]
+
+
+def mentor(session, name, skill="lua", level=4, **profile):
+    profile.setdefault("timezone", "Europe/London")
+    profile.setdefault("languages", ENGLISH)
+    profile.setdefault("availability", EVENINGS)
+    return make_volunteer(session, name, offers=[{"skill": skill, "level": level}], **profile)
+
+
+@pytest.fixture
+def learner(session, settings):
+    volunteer = make_volunteer(
+        session,
+        "learner",
+        timezone="Europe/London",
+        languages=ENGLISH,
+        availability=EVENINGS,
+        wants=[{"skill": "lua", "level": 3}],
+        offers=[{"skill": "public-speaking", "level": 3}],
+    )
+    return volunteer, auth_headers(session, settings, volunteer)
+
+
+@pytest.fixture
+def fresh(client):
+    # Poll on every request, so that a change made just before is always seen.
+    client.app.state.matching.poll_interval = 0
+    return client
+
+
+def _usernames(response):
+    assert response.status_code == 200, response.text
+    return [item["volunteer"]["username"] for item in response.json()["items"]]
+
+
+def test_learner_gets_mentors_best_first_with_reasons(fresh, session, learner):
+    mentor(session, "expert", level=4)
+    mentor(session, "novice", level=1)
+    mentor(session, "sibling", skill="template-editing", level=4)
+    _, headers = learner
+    response = fresh.get(MATCHES, params={"as": "learner"}, headers=headers)
+    # novice: lua at level 1 for a target of 3, fit 0.5**2 = 0.25; sibling: template-editing
+    # at level 4, similarity of two depth-3 siblings, a little below 0.25 (docs/matching.md).
+    assert _usernames(response) == ["expert", "novice", "sibling"]
+    scores = [item["score"] for item in response.json()["items"]]
+    assert scores == sorted(scores, reverse=True)
+    best = response.json()["items"][0]
+    assert best["skill"] == "lua"
+    assert best["score"] == pytest.approx(1.0)
+    assert best["reasons"] == {
+        "skill_similarity": 1.0,
+        "level_fit": 1.0,
+        "overlap_minutes_per_week": 5 * 180,
+        "shared_languages": ["en"],
+        "wanted_skill": "lua",
+    }
+    sibling = response.json()["items"][2]
+    assert sibling["skill"] == "template-editing"
+    assert 0 < sibling["reasons"]["skill_similarity"] < 1
+    assert sibling["reasons"]["wanted_skill"] == "lua"
+
+
+def test_never_me_inactive_full_mentors_or_pairs_without_language_or_time(fresh, session, learner):
+    mentor(session, "good")
+    gone = mentor(session, "gone")
+    accounts.deactivate(session, gone)
+    mentor(session, "full", mentor_capacity=0)
+    mentor(session, "silent", languages=[{"code": "ja", "level": 5}])
+    mentor(session, "night", timezone="Asia/Tokyo")  # Tokyo evenings are London mornings
+    mentor(session, "anytime", availability=[], timezone=None)
+    session.commit()
+    _, headers = learner
+    assert _usernames(fresh.get(MATCHES, headers=headers)) == ["good", "anytime"]
+
+
+def test_as_mentor_lists_learners_for_my_offers(fresh, session, learner):
+    make_volunteer(
+        session,
+        "speaker",
+        languages=ENGLISH,
+        wants=[{"skill": "public-speaking", "level": 2}],
+    )
+    _, headers = learner
+    response = fresh.get(MATCHES, params={"as": "mentor"}, headers=headers)
+    assert _usernames(response) == ["speaker"]
+    item = response.json()["items"][0]
+    assert item["skill"] == "public-speaking"
+    assert item["reasons"]["overlap_minutes_per_week"] is None
+
+
+def test_skill_filter_and_its_errors(fresh, session, learner):
+    mentor(session, "expert")
+    _, headers = learner
+    assert _usernames(fresh.get(MATCHES, params={"skill": "lua"}, headers=headers)) == ["expert"]
+    not_mine = fresh.get(MATCHES, params={"skill": "sparql"}, headers=headers)
+    assert not_mine.status_code == 422
+    assert "do not want" in not_mine.json()["detail"]
+    unknown = fresh.get(MATCHES, params={"skill": "no-such-skill"}, headers=headers)
+    assert unknown.status_code == 422
+    assert problem_fields(unknown) == {"query.skill"}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"as": "teacher"}, "query.as"),
+        ({"limit": 0}, "query.limit"),
+        ({"limit": 101}, "query.limit"),
+    ],
+)
+def test_bad_parameters_are_422(fresh, learner, params, field):
+    response = fresh.get(MATCHES, params=params, headers=learner[1])
+    assert response.status_code == 422
+    assert problem_fields(response) == {field}
+
+
+def test_matches_need_sign_in(fresh):
+    assert fresh.get(MATCHES).status_code == 401
+
+
+def test_limit_cuts_the_ranking(fresh, session, learner):
+    for index in range(5):
+        mentor(session, f"m{index}")
+    names = _usernames(fresh.get(MATCHES, params={"limit": 3}, headers=learner[1]))
+    assert names == ["m0", "m1", "m2"]  # equal scores: lower id first
+
+
+def test_profile_changes_show_in_the_next_answer(fresh, session, settings, learner):
+    late = mentor(session, "late", skill="sparql")
+    _, headers = learner
+    assert _usernames(fresh.get(MATCHES, headers=headers)) == []
+    late_headers = auth_headers(session, settings, late)
+    changed = fresh.patch(
+        "/api/v1/me/profile", json={"offers": [{"skill": "lua", "level": 4}]}, headers=late_headers
+    )
+    assert changed.status_code == 200
+    assert _usernames(fresh.get(MATCHES, headers=headers)) == ["late"]
+    assert fresh.delete("/api/v1/me", headers=late_headers).status_code == 204
+    assert _usernames(fresh.get(MATCHES, headers=headers)) == []
