@@ -152,8 +152,8 @@ def demo(
     """Load a synthetic population of volunteers demo1..demoN sharing one password."""
     from rich.progress import Progress
 
-    from capex.db import session_scope
     import capex.services.demo as demo_service
+    from capex.db import session_scope
 
     settings = get_settings()
     migrate.upgrade(settings.database_url)
@@ -191,3 +191,7 @@ def seed_if_empty(
         typer.echo(f"{count} volunteers in the database; no demo data loaded")
         return
     demo(volunteers=volunteers, seed=1, password=None)
+
+
+if __name__ == "__main__":
+    app()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_logger = logging.getLogger("capex.access")
+_WORKER = str(os.getpid()).encode()
 
 
 class AccessLogMiddleware:
@@ -29,6 +31,10 @@ class AccessLogMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # Which worker process answered: for operators behind several workers.
+                headers = list(message.get("headers", []))
+                headers.append((b"x-capex-worker", _WORKER))
+                message = {**message, "headers": headers}
             await send(message)
 
         try:

@@ -1,0 +1,97 @@
+"""A profile change made through one worker shows in every worker's matches within a second."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import discard_database, fresh_database
+from tests.live import live_server
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "a long enough password"
+EVENINGS = [{"weekday": day, "start": "18:00", "end": "21:00"} for day in range(5)]
+
+
+def _account(client: httpx.Client, username: str, profile: dict) -> dict[str, str]:
+    response = client.post(
+        "/api/v1/auth/register",
+        json={"username": username, "email": f"{username}@example.org", "password": PASSWORD},
+    )
+    assert response.status_code == 201, response.text
+    token = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    assert client.put("/api/v1/me/profile", json=profile, headers=headers).status_code == 200
+    return headers
+
+
+def _ask(base: str, headers: dict[str, str]) -> tuple[str, list[str]]:
+    # A new connection each time, so that the kernel hands requests to either worker.
+    response = httpx.get(f"{base}/api/v1/me/matches", headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    names = [item["volunteer"]["username"] for item in response.json()["items"]]
+    return response.headers["x-capex-worker"], names
+
+
+def _until_every_worker_says(base, headers, expected, workers=2, seconds=30.0):
+    seen: set[str] = set()
+    deadline = time.monotonic() + seconds
+    while len(seen) < workers and time.monotonic() < deadline:
+        worker, names = _ask(base, headers)
+        assert names == expected
+        seen.add(worker)
+    return seen
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    url = fresh_database(request.param, tmp_path)
+    yield url
+    discard_database(url)
+
+
+def test_profile_change_reaches_every_worker_within_a_second(database, tmp_path):
+    with (
+        live_server(database, workers=2, log=tmp_path / "serve.log") as base,
+        httpx.Client(base_url=base, timeout=10) as client,
+    ):
+        learner = _account(
+            client,
+            "learner",
+            {
+                "timezone": "Europe/Berlin",
+                "languages": [{"code": "de", "level": 5}, {"code": "en", "level": 4}],
+                "availability": EVENINGS,
+                "wants": [{"skill": "lua", "level": 2}],
+            },
+        )
+        mentor = _account(
+            client,
+            "mentor",
+            {
+                "timezone": "Europe/Paris",
+                "languages": [{"code": "en", "level": 5}],
+                "availability": EVENINGS,
+                "offers": [{"skill": "sparql", "level": 4}],
+            },
+        )
+        # Both workers have built their index and see no match yet.
+        workers = _until_every_worker_says(base, learner, [])
+        assert len(workers) == 2, "the two workers should both have answered"
+
+        changed = client.patch(
+            "/api/v1/me/profile",
+            json={"offers": [{"skill": "lua", "level": 4}]},
+            headers=mentor,
+        )
+        assert changed.status_code == 200
+        time.sleep(1.0)
+        workers = _until_every_worker_says(base, learner, ["mentor"])
+        assert len(workers) == 2
+
+        assert client.delete("/api/v1/me", headers=mentor).status_code == 204
+        time.sleep(1.0)
+        assert len(_until_every_worker_says(base, learner, [])) == 2
