@@ -49,7 +49,9 @@ def search(session: Session, query: DirectoryQuery) -> tuple[list[Volunteer], bo
             )
         ids = skill_service.subtree_ids(tree, skill)
         skill_match = table.skill_id == skill if len(ids) == 1 else table.skill_id.in_(ids)
-        statement = statement.where(exists().where(table.volunteer_id == Volunteer.id, skill_match))
+        # IN, not a correlated EXISTS: SQLite then walks the (skill_id, volunteer_id) index
+        # in id order instead of probing every volunteer (60 -> 14 ms for a rare skill).
+        statement = statement.where(Volunteer.id.in_(select(table.volunteer_id).where(skill_match)))
     if query.language is not None:
         column = VolunteerLanguage.code if "-" in query.language else VolunteerLanguage.language
         statement = statement.where(
