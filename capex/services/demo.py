@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -412,27 +412,18 @@ def populate(
     if not skills:
         raise Invalid("the skill taxonomy is empty; run the migrations first")
 
-    rng = np.random.default_rng(seed)
-    offer_weights, want_weights = skill_log_weights(
-        rng, [row.id for row in skills], [row.parent_id for row in skills]
-    )
-    population = _Population(
-        now=utcnow().replace(microsecond=0),
-        password_hash=hash_password(password),
-        skill_ids=[row.id for row in skills],
-        skill_names=[_in_sentence(row.name) for row in skills],
-        offer_weights=offer_weights,
-        want_weights=want_weights,
-    )
-    ages = signup_ages(rng, volunteers)
     first_id = _reserve_ids(session, volunteers)
     tables = [
         _table(model)
         for model in (Volunteer, VolunteerLanguage, AvailabilitySlot, SkillOffer, SkillWant)
     ]
-    for start in range(0, volunteers, BATCH_SIZE):
-        stop = min(start + BATCH_SIZE, volunteers)
-        batch = _batch_rows(rng, population, start + 1, first_id + start, ages[start:stop])
+    for stop, batch in generate(
+        [(row.id, row.parent_id, row.name) for row in skills],
+        volunteers=volunteers,
+        seed=seed,
+        first_id=first_id,
+        password_hash=hash_password(password),
+    ):
         for table, rows in zip(tables, batch, strict=True):
             if rows:
                 session.execute(insert(table), rows)
@@ -445,6 +436,42 @@ def populate(
         last_id=first_id + volunteers - 1,
         seconds=time.perf_counter() - started,
     )
+
+
+Batch = tuple[list[Row], list[Row], list[Row], list[Row], list[Row]]
+
+
+def generate(
+    skills: Sequence[tuple[str, str | None, str]],
+    *,
+    volunteers: int,
+    seed: int = 1,
+    first_id: int = 1,
+    password_hash: str = "",
+) -> Iterator[tuple[int, Batch]]:
+    """The population as rows, without a database: ``(volunteers so far, batch)`` pairs.
+
+    ``skills`` are ``(id, parent id, name)`` in id order; each batch holds the rows of the
+    volunteers, volunteer_languages, availability_slots, skill_offers and skill_wants tables
+    for up to ``BATCH_SIZE`` volunteers, with ids from ``first_id`` on. ``populate`` writes
+    exactly these rows; the matching benchmark feeds them to the engine.
+    """
+    rng = np.random.default_rng(seed)
+    offer_weights, want_weights = skill_log_weights(
+        rng, [skill[0] for skill in skills], [skill[1] for skill in skills]
+    )
+    population = _Population(
+        now=utcnow().replace(microsecond=0),
+        password_hash=password_hash,
+        skill_ids=[skill[0] for skill in skills],
+        skill_names=[_in_sentence(skill[2]) for skill in skills],
+        offer_weights=offer_weights,
+        want_weights=want_weights,
+    )
+    ages = signup_ages(rng, volunteers)
+    for start in range(0, volunteers, BATCH_SIZE):
+        stop = min(start + BATCH_SIZE, volunteers)
+        yield stop, _batch_rows(rng, population, start + 1, first_id + start, ages[start:stop])
 
 
 def skill_log_weights(
