@@ -30,6 +30,7 @@ from capex.models import (
     VolunteerLanguage,
 )
 from capex.models.base import utcnow
+from capex.services.profiles import open_slots_by_id
 
 # A transaction that stamped updated_at before our last poll may commit after it; looking
 # this far back on every poll catches it (upserts are idempotent).
@@ -69,7 +70,7 @@ def load_records(session: Session, ids: Iterable[int] | None = None) -> list[Vol
         slots[volunteer_id].append((weekday, start, end))
     offers = _skill_entries(session, SkillOffer, restrict)
     wants = _skill_entries(session, SkillWant, restrict)
-    open_slots = _open_slots(session, id_list)
+    open_slots = open_slots_by_id(session, id_list)
     records = []
     for volunteer_id, active, timezone in session.execute(
         restrict(
@@ -101,14 +102,6 @@ def _skill_entries(
     for volunteer_id, skill_id, level in session.execute(statement):
         entries[volunteer_id].append((skill_id, level))
     return entries
-
-
-def _open_slots(session: Session, ids: list[int] | None) -> dict[int, int]:
-    """Mentor capacity not yet taken, per volunteer (no exchanges exist yet: all of it)."""
-    statement = select(Volunteer.id, Volunteer.mentor_capacity)
-    if ids is not None:
-        statement = statement.where(Volunteer.id.in_(ids))
-    return {volunteer_id: capacity for volunteer_id, capacity in session.execute(statement)}
 
 
 def _taxonomy_version(session: Session) -> tuple[int, datetime | None]:

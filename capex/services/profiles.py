@@ -49,12 +49,19 @@ def load_profile(session: Session, volunteer_id: int, *, active_only: bool = Tru
 
 
 def open_slots(session: Session, volunteers: Iterable[Volunteer]) -> dict[int, int]:
-    """Mentor capacity not taken by accepted exchanges, per volunteer id.
+    """Mentor capacity not taken by accepted exchanges, per volunteer id."""
+    return open_slots_by_id(session, [volunteer.id for volunteer in volunteers])
 
-    There is no exchange lifecycle yet (issue 4), so nothing is taken: the whole capacity
-    is open.
+
+def open_slots_by_id(session: Session, ids: Iterable[int] | None) -> dict[int, int]:
+    """Open mentor slots per volunteer id (every volunteer when ``ids`` is None).
+
+    There is no exchange lifecycle yet, so nothing is taken: the whole capacity is open.
     """
-    return {volunteer.id: volunteer.mentor_capacity for volunteer in volunteers}
+    statement = select(Volunteer.id, Volunteer.mentor_capacity)
+    if ids is not None:
+        statement = statement.where(Volunteer.id.in_(list(ids)))
+    return {volunteer_id: capacity for volunteer_id, capacity in session.execute(statement)}
 
 
 def _check_skills(session: Session, changes: dict[str, Any]) -> None:

@@ -236,12 +236,17 @@ def import_skills(session: Session, documents: Any) -> ImportResult:
             [field_error([str(p) for p in e["loc"]], e["msg"]) for e in error.errors()],
         ) from error
     created = updated = 0
+    existing = set(parents(session))
     for index, entry in enumerate(entries):
-        existing = session.get(Skill, entry.id)
-        loc = [str(index), "parent"]
-        if existing is None:
-            _check_parent(parents(session), entry.id, entry.parent, loc)
-            create_skill(session, entry)
+        if entry.id not in existing:
+            try:
+                create_skill(session, entry)
+            except Invalid as error:
+                raise Invalid(
+                    f"skill {index} ({entry.id!r}): {error.detail}",
+                    [field_error([str(index), *e["loc"][1:]], e["msg"]) for e in error.errors],
+                ) from error
+            existing.add(entry.id)
             created += 1
         else:
             update_skill(
