@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     login_max_failures_per_username: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
     log_level: str = "INFO"
+    # Housekeeping (expired tokens, old sign-in failures) in every server process.
+    maintenance_interval_seconds: float = Field(default=3600, gt=0)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 
 from capex.models import AccessToken, Volunteer
 from capex.models.base import utcnow
+from capex.services import accounts
 from tests.factories import PASSWORD, auth_headers, make_volunteer, problem_fields, sign_in
 
 REGISTER = "/api/v1/auth/register"
@@ -190,3 +191,30 @@ def test_unknown_role_is_422(client, session, settings):
     )
     assert response.status_code == 422
     assert problem_fields(response) == {"body.role"}
+
+
+def test_housekeeping_drops_expired_tokens_and_old_failures(
+    client, session, session_factory, settings
+):
+    from capex.models import LoginFailure
+    from capex.services import maintenance
+
+    olga = make_volunteer(session, "olga")
+    live = auth_headers(session, settings, olga)
+    stale = auth_headers(session, settings, olga)
+    stale_hash = accounts.hash_token(stale["Authorization"].split()[1], settings.secret_key)
+    session.execute(
+        update(AccessToken)
+        .where(AccessToken.token_hash == stale_hash)
+        .values(expires_at=utcnow() - timedelta(minutes=1))
+    )
+    old = utcnow() - timedelta(seconds=settings.login_window_seconds + 1)
+    session.add(LoginFailure(username_key="olga", client_address="1.2.3.4", failed_at=old))
+    session.add(LoginFailure(username_key="olga", client_address="1.2.3.4"))
+    session.commit()
+    assert maintenance.run_once(session_factory, settings) == 2
+    session.expire_all()
+    live_hash = accounts.hash_token(live["Authorization"].split()[1], settings.secret_key)
+    assert session.scalars(select(AccessToken.token_hash)).all() == [live_hash]
+    assert len(session.scalars(select(LoginFailure)).all()) == 1
+    assert client.get("/api/v1/me", headers=live).status_code == 200

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -11,6 +16,7 @@ from capex.api.routes import auth, matches, me, ops, skills, volunteers
 from capex.api.schemas.profiles import ProfileReplace, ProfileUpdate
 from capex.config import Settings, get_settings
 from capex.db import get_session_factory
+from capex.services import maintenance
 from capex.services.matches import MatchingService
 from capex.web import routes as web_routes
 
@@ -23,7 +29,21 @@ def create_app(
     """Build the app; tests pass their own settings and session factory."""
     settings = settings or get_settings()
     logs.configure(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(
+            maintenance.run_forever(app.state.session_factory, app.state.settings)
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     app = FastAPI(
+        lifespan=lifespan,
         title="capex",
         version=__version__,
         summary="A capacity exchange: volunteers share skills, learn, and are matched.",
