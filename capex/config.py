@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # Housekeeping (expired tokens, old sign-in failures) in every server process.
     maintenance_interval_seconds: float = Field(default=3600, gt=0)
+    # Build the matching index when a server process starts, not on its first query.
+    warm_matching_index: bool = True
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

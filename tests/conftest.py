@@ -112,6 +112,8 @@ def settings(database_url: str) -> Settings:
         database_url=database_url,
         secret_key="test-secret-key-that-is-long-enough-0123456789",
         log_level="WARNING",
+        # The tests share one connection per test: no background index build beside them.
+        warm_matching_index=False,
     )
 
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from capex import __version__
 from capex.api import logs, problems
@@ -32,15 +33,21 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(
-            maintenance.run_forever(app.state.session_factory, app.state.settings)
-        )
+        tasks = [
+            asyncio.create_task(
+                maintenance.run_forever(app.state.session_factory, app.state.settings)
+            )
+        ]
+        if app.state.settings.warm_matching_index:
+            tasks.append(asyncio.create_task(run_in_threadpool(app.state.matching.index)))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     app = FastAPI(
         lifespan=lifespan,
