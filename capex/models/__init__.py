@@ -2,6 +2,15 @@
 
 from capex.models.auth import AccessToken, LoginFailure
 from capex.models.base import Base
+from capex.models.exchange import (
+    OPEN_STATES,
+    STATES,
+    Exchange,
+    ExchangeEvent,
+    Feedback,
+    IdempotencyKey,
+    Notification,
+)
 from capex.models.skill import MAX_SKILL_DEPTH, Skill, SkillAlias
 from capex.models.volunteer import (
     ROLES,
@@ -14,11 +23,18 @@ from capex.models.volunteer import (
 
 __all__ = [
     "MAX_SKILL_DEPTH",
+    "OPEN_STATES",
     "ROLES",
+    "STATES",
     "AccessToken",
     "AvailabilitySlot",
     "Base",
+    "Exchange",
+    "ExchangeEvent",
+    "Feedback",
+    "IdempotencyKey",
     "LoginFailure",
+    "Notification",
     "Skill",
     "SkillAlias",
     "SkillOffer",

@@ -18,6 +18,13 @@ class Volunteer(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("mentor_capacity BETWEEN 0 AND 20", name="mentor_capacity_range"),
         CheckConstraint("role IN ('volunteer', 'coordinator')", name="role_known"),
+        # Counters kept in step with exchanges by conditional UPDATEs, so that two requests
+        # racing for a mentor's last slot cannot both win; the checks are the backstop.
+        CheckConstraint(
+            "accepted_as_mentor >= 0 AND accepted_as_mentor <= mentor_capacity",
+            name="accepted_within_capacity",
+        ),
+        CheckConstraint("requested_as_learner >= 0", name="requested_not_negative"),
         Index("ix_volunteers_region_id", "region", "id"),
         # Matching indexes in every worker poll for profiles changed since their last look.
         Index("ix_volunteers_updated_at", "updated_at"),
@@ -34,6 +41,8 @@ class Volunteer(TimestampMixin, Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     region: Mapped[str | None] = mapped_column(String(16))
     mentor_capacity: Mapped[int] = mapped_column(SmallInteger, default=2)
+    accepted_as_mentor: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    requested_as_learner: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     role: Mapped[str] = mapped_column(String(16), default="volunteer")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,142 @@
+"""Exchanges (one learner learning one skill from one mentor), their audit trail, feedback,
+notifications and idempotency keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from capex.models.base import Base, UTCDateTime, utcnow
+
+STATES = ("requested", "accepted", "declined", "cancelled", "expired", "completed")
+OPEN_STATES = ("requested", "accepted")
+ORIGINS = ("request", "round")
+
+_OPEN = "state IN ('requested', 'accepted')"
+
+
+class Exchange(Base):
+    __tablename__ = "exchanges"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('requested', 'accepted', 'declined', 'cancelled', 'expired', 'completed')",
+            name="state_known",
+        ),
+        CheckConstraint("origin IN ('request', 'round')", name="origin_known"),
+        CheckConstraint("learner_id <> mentor_id", name="not_self"),
+        # At most one open exchange per learner, mentor and skill: held by the database.
+        Index(
+            "uq_exchanges_open_pair",
+            "learner_id",
+            "mentor_id",
+            "skill_id",
+            unique=True,
+            sqlite_where=text(_OPEN),
+            postgresql_where=text(_OPEN),
+        ),
+        Index("ix_exchanges_learner_state", "learner_id", "state"),
+        Index("ix_exchanges_mentor_state", "mentor_id", "state"),
+        Index("ix_exchanges_state_created_at", "state", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    learner_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="RESTRICT"))
+    mentor_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="RESTRICT"))
+    skill_id: Mapped[str] = mapped_column(ForeignKey("skills.id", ondelete="RESTRICT"))
+    state: Mapped[str] = mapped_column(String(16), default="requested")
+    origin: Mapped[str] = mapped_column(String(16), default="request")
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When the mentor answered (accepted or declined): response times for the statistics.
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ExchangeEvent(Base):
+    """One transition of one exchange: who, from which state to which, why, when."""
+
+    __tablename__ = "exchange_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exchange_id: Mapped[int] = mapped_column(
+        ForeignKey("exchanges.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # None when the system acted (expiry).
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("volunteers.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(16))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("exchange_id", "author_id", name="uq_feedback_exchange_author"),
+        CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
+        Index("ix_feedback_subject", "subject_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exchange_id: Mapped[int] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="RESTRICT"))
+    # The other participant, whom the rating is about.
+    subject_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="RESTRICT"))
+    author_role: Mapped[str] = mapped_column(String(16))
+    rating: Mapped[int] = mapped_column(SmallInteger)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_volunteer_id", "volunteer_id", "id"),
+        Index(
+            "ix_notifications_unsent",
+            "id",
+            sqlite_where=text("email_status = 'pending'"),
+            postgresql_where=text("email_status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    exchange_id: Mapped[int | None] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # 'none' (no mail configured), 'pending', 'sent' or 'failed' (gave up after retries).
+    email_status: Mapped[str] = mapped_column(String(16), default="none")
+    email_attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("volunteer_id", "key", name="uq_idempotency_keys_volunteer_key"),
+        Index("ix_idempotency_keys_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    # A digest of the request body: the same key with another body is refused.
+    request_digest: Mapped[str] = mapped_column(String(64))
+    exchange_id: Mapped[int] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
