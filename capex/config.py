@@ -26,6 +26,15 @@ class Settings(BaseSettings):
     login_max_failures_per_username: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
     log_level: str = "INFO"
+    # Exchanges: a request unanswered this long expires; a learner may have this many
+    # requests waiting at once.
+    request_ttl_days: float = Field(default=14, gt=0)
+    max_open_requests: int = Field(default=5, ge=1)
+    # Notifications also go out by email when set: smtp://user:password@host:port
+    # (smtps:// for TLS from the start, ?starttls=true to upgrade).
+    smtp_url: str | None = None
+    mail_from: str = "capex <noreply@capex.invalid>"
+    mail_interval_seconds: float = Field(default=5, gt=0)
     # Housekeeping (expired tokens, old sign-in failures) in every server process.
     maintenance_interval_seconds: float = Field(default=3600, gt=0)
     # Build the matching index when a server process starts, not on its first query.

@@ -96,8 +96,8 @@ def test_text_search_in_names_and_bios(client, people, viewer):
     assert _names(client, viewer, q="s_") == ["dina"]
 
 
-def test_inactive_volunteers_are_not_listed(client, session, people, viewer):
-    accounts.deactivate(session, people["ada"])
+def test_inactive_volunteers_are_not_listed(client, session, settings, people, viewer):
+    accounts.deactivate(session, settings, people["ada"])
     session.commit()
     assert _names(client, viewer, offers="lua") == ["dina"]
 

@@ -72,10 +72,12 @@ def test_learner_gets_mentors_best_first_with_reasons(fresh, session, learner):
     assert sibling["reasons"]["wanted_skill"] == "lua"
 
 
-def test_never_me_inactive_full_mentors_or_pairs_without_language_or_time(fresh, session, learner):
+def test_never_me_inactive_full_mentors_or_pairs_without_language_or_time(
+    fresh, session, settings, learner
+):
     mentor(session, "good")
     gone = mentor(session, "gone")
-    accounts.deactivate(session, gone)
+    accounts.deactivate(session, settings, gone)
     mentor(session, "full", mentor_capacity=0)
     mentor(session, "silent", languages=[{"code": "ja", "level": 5}])
     mentor(session, "night", timezone="Asia/Tokyo")  # Tokyo evenings are London mornings

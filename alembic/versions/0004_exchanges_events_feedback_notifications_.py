@@ -88,7 +88,7 @@ def upgrade() -> None:
     sa.Column('volunteer_id', sa.Integer(), nullable=False),
     sa.Column('key', sa.String(length=255), nullable=False),
     sa.Column('request_digest', sa.String(length=64), nullable=False),
-    sa.Column('exchange_id', sa.Integer(), nullable=False),
+    sa.Column('exchange_id', sa.Integer(), nullable=True),
     sa.Column('created_at', capex.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['exchange_id'], ['exchanges.id'], name=op.f('fk_idempotency_keys_exchange_id_exchanges'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['volunteer_id'], ['volunteers.id'], name=op.f('fk_idempotency_keys_volunteer_id_volunteers'), ondelete='CASCADE'),

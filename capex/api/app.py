@@ -13,7 +13,16 @@ from starlette.concurrency import run_in_threadpool
 
 from capex import __version__
 from capex.api import logs, problems
-from capex.api.routes import auth, matches, me, ops, skills, volunteers
+from capex.api.routes import (
+    auth,
+    exchanges,
+    matches,
+    me,
+    notifications,
+    ops,
+    skills,
+    volunteers,
+)
 from capex.api.schemas.profiles import ProfileReplace, ProfileUpdate
 from capex.config import Settings, get_settings
 from capex.db import get_session_factory
@@ -62,7 +71,7 @@ def create_app(
     app.state.session_factory = session_factory or get_session_factory()
     app.state.matching = MatchingService(app.state.session_factory)
     problems.install(app)
-    for module in (auth, me, matches, volunteers, skills):
+    for module in (auth, me, matches, notifications, volunteers, skills, exchanges):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     app.include_router(web_routes.router)

@@ -36,6 +36,10 @@ def get_session(request: Request) -> Iterator[Session]:
     """One request, one transaction: commit when the endpoint returns, else roll back."""
     factory: sessionmaker[Session] = request.app.state.session_factory
     session = factory()
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        # SQLite: take the write lock when the transaction begins. A deferred transaction
+        # that reads and then writes fails at once if another writer got in between.
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
     try:
         yield session
     except CapexError as error:

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from capex.errors import CapexError
@@ -110,6 +110,13 @@ async def _unstorable(_request: Request, error: Exception) -> ProblemResponse:
     return problem(422, "the request holds a value the database cannot store (a NUL character?)")
 
 
+async def _integrity(_request: Request, error: Exception) -> ProblemResponse:
+    # A rule the database holds (a unique index, a check) refused a change that raced
+    # another one; the services catch the expected cases with a clearer message.
+    logger.info("integrity error: %s", error)
+    return problem(409, "the change conflicts with another one made meanwhile; read and retry")
+
+
 async def _unexpected(request: Request, error: Exception) -> ProblemResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "an unexpected error occurred; it has been logged")
@@ -121,4 +128,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DataError, _unstorable)
+    app.add_exception_handler(IntegrityError, _integrity)
     app.add_exception_handler(Exception, _unexpected)

@@ -138,5 +138,6 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(String(255))
     # A digest of the request body: the same key with another body is refused.
     request_digest: Mapped[str] = mapped_column(String(64))
-    exchange_id: Mapped[int] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"))
+    # Claimed before the exchange exists, so that a concurrent retry waits on the key.
+    exchange_id: Mapped[int | None] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

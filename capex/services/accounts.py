@@ -19,6 +19,7 @@ from capex.config import Settings
 from capex.errors import Conflict, InvalidCredentials, NotFound, TooManyRequests, Unauthorized
 from capex.models import AccessToken, LoginFailure, Volunteer
 from capex.models.base import utcnow
+from capex.services.exchanges import cancel_all_open
 
 
 @lru_cache
@@ -192,8 +193,10 @@ def purge_expired(session: Session, settings: Settings) -> int:
     return int(tokens.rowcount or 0) + int(failures.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def deactivate(session: Session, volunteer: Volunteer) -> None:
-    """Sign the volunteer out everywhere and take them out of search and matching."""
+def deactivate(session: Session, settings: Settings, volunteer: Volunteer) -> None:
+    """Cancel the volunteer's open exchanges (the other side is told), sign them out
+    everywhere and take them out of search and matching; their history stays."""
+    cancel_all_open(session, settings, volunteer, "the account was deactivated")
     volunteer.is_active = False
     volunteer.deactivated_at = volunteer.updated_at = utcnow()
     session.execute(delete(AccessToken).where(AccessToken.volunteer_id == volunteer.id))

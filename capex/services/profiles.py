@@ -26,6 +26,7 @@ from capex.models import (
 )
 from capex.models.base import utcnow
 from capex.services import skills as skill_service
+from capex.services.exchanges import mentor_ratings
 
 
 def profile_options() -> list[LoaderOption]:
@@ -56,12 +57,12 @@ def open_slots(session: Session, volunteers: Iterable[Volunteer]) -> dict[int, i
 def open_slots_by_id(session: Session, ids: Iterable[int] | None) -> dict[int, int]:
     """Open mentor slots per volunteer id (every volunteer when ``ids`` is None).
 
-    There is no exchange lifecycle yet, so nothing is taken: the whole capacity is open.
+    ``accepted_as_mentor`` moves with every accepted, cancelled and completed exchange.
     """
-    statement = select(Volunteer.id, Volunteer.mentor_capacity)
+    statement = select(Volunteer.id, Volunteer.mentor_capacity - Volunteer.accepted_as_mentor)
     if ids is not None:
         statement = statement.where(Volunteer.id.in_(list(ids)))
-    return {volunteer_id: capacity for volunteer_id, capacity in session.execute(statement)}
+    return {volunteer_id: int(slots) for volunteer_id, slots in session.execute(statement)}
 
 
 def _check_skills(session: Session, changes: dict[str, Any]) -> None:
@@ -137,6 +138,13 @@ def save_profile(
             "availability is given in the volunteer's own time zone: set timezone too",
             [field_error(["body", "timezone"], "required while availability is given")],
         )
+    capacity = changes.get("mentor_capacity")
+    if capacity is not None and capacity < volunteer.accepted_as_mentor:
+        raise Invalid(
+            f"you mentor {volunteer.accepted_as_mentor} accepted exchanges now; "
+            "complete or cancel some before lowering your capacity below that",
+            [field_error(["body", "mentor_capacity"], "below your accepted exchanges")],
+        )
     _apply(volunteer, changes)
     # Bumped even when only child rows changed: the matching index follows updated_at.
     volunteer.updated_at = utcnow()
@@ -144,7 +152,30 @@ def save_profile(
     return load_profile(session, volunteer_id)
 
 
-def public_view(volunteer: Volunteer, slots_open: int) -> dict[str, Any]:
+def public_views(session: Session, volunteers: list[Volunteer]) -> list[dict[str, Any]]:
+    """Public profiles, with open slots and (from 3 ratings on) the mentor rating."""
+    slots = open_slots(session, volunteers)
+    ratings = mentor_ratings(session, [volunteer.id for volunteer in volunteers])
+    return [
+        public_view(volunteer, slots[volunteer.id], ratings.get(volunteer.id))
+        for volunteer in volunteers
+    ]
+
+
+def own_views(session: Session, volunteer: Volunteer) -> dict[str, Any]:
+    """The own profile of one volunteer."""
+    (view,) = public_views(session, [volunteer])
+    return {
+        **view,
+        "email": volunteer.email,
+        "role": volunteer.role,
+        "is_active": volunteer.is_active,
+    }
+
+
+def public_view(
+    volunteer: Volunteer, slots_open: int, rating: tuple[float, int] | None = None
+) -> dict[str, Any]:
     """The fields of a public profile (``VolunteerRead``)."""
     return {
         "id": volunteer.id,
@@ -166,16 +197,8 @@ def public_view(volunteer: Volunteer, slots_open: int) -> dict[str, Any]:
         "wants": [_entry(want) for want in volunteer.wants],
         "mentor_capacity": volunteer.mentor_capacity,
         "open_slots": slots_open,
+        "rating": None if rating is None else {"average": rating[0], "count": rating[1]},
         "created_at": volunteer.created_at,
-    }
-
-
-def own_view(volunteer: Volunteer, slots_open: int) -> dict[str, Any]:
-    return {
-        **public_view(volunteer, slots_open),
-        "email": volunteer.email,
-        "role": volunteer.role,
-        "is_active": volunteer.is_active,
     }
 
 

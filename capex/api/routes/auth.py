@@ -24,7 +24,7 @@ router = APIRouter(prefix="/auth", tags=["accounts"])
 def register(data: RegisterIn, session: SessionDep) -> dict[str, object]:
     """Create an account; the answer is the new volunteer's own profile."""
     volunteer = accounts.register(session, data)
-    return profiles.own_view(volunteer, volunteer.mentor_capacity)
+    return profiles.own_views(session, volunteer)
 
 
 @router.post(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response, status
 
-from capex.api.deps import CurrentUser, SessionDep, body_with_known_skills
+from capex.api.deps import CurrentUser, SessionDep, SettingsDep, body_with_known_skills
 from capex.api.schemas.common import Problem
 from capex.api.schemas.profiles import MeRead, ProfileReplace, ProfileUpdate
 from capex.services import accounts, profiles
@@ -28,8 +28,7 @@ def _body_doc(model: type[ProfileReplace | ProfileUpdate]) -> dict[str, Any]:
 
 
 def _own(session: SessionDep, volunteer_id: int) -> dict[str, Any]:
-    volunteer = profiles.load_profile(session, volunteer_id)
-    return profiles.own_view(volunteer, profiles.open_slots(session, [volunteer])[volunteer.id])
+    return profiles.own_views(session, profiles.load_profile(session, volunteer_id))
 
 
 @router.get("/me", response_model=MeRead, responses=_errors)
@@ -65,7 +64,7 @@ def update_profile(
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
-def deactivate(me: CurrentUser, session: SessionDep) -> Response:
+def deactivate(me: CurrentUser, session: SessionDep, settings: SettingsDep) -> Response:
     """Deactivate my account: no more sign-in, search or matching; history stays."""
-    accounts.deactivate(session, me)
+    accounts.deactivate(session, settings, me)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

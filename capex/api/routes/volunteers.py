@@ -67,9 +67,8 @@ def list_volunteers(
         limit=limit,
     )
     volunteers, more = directory.search(session, query)
-    slots = profiles.open_slots(session, volunteers)
     return {
-        "items": [profiles.public_view(v, slots[v.id]) for v in volunteers],
+        "items": profiles.public_views(session, volunteers),
         "next_cursor": encode_cursor({"id": volunteers[-1].id}) if more else None,
     }
 
@@ -77,8 +76,7 @@ def list_volunteers(
 @router.get("/{volunteer_id}", response_model=VolunteerRead, responses={404: {"model": Problem}})
 def read_volunteer(volunteer_id: IdPath, _me: CurrentUser, session: SessionDep) -> dict[str, Any]:
     """One public profile (never the email)."""
-    volunteer = profiles.load_profile(session, volunteer_id)
-    return profiles.public_view(volunteer, profiles.open_slots(session, [volunteer])[volunteer.id])
+    return profiles.public_views(session, [profiles.load_profile(session, volunteer_id)])[0]
 
 
 @router.put(
@@ -92,4 +90,4 @@ def set_role(
     """Make a volunteer a coordinator, or a volunteer again (coordinators only)."""
     volunteer = profiles.load_profile(session, volunteer_id)
     accounts.set_role(session, volunteer.username, data.role)
-    return profiles.own_view(volunteer, profiles.open_slots(session, [volunteer])[volunteer.id])
+    return profiles.own_views(session, volunteer)

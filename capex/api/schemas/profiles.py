@@ -292,6 +292,11 @@ class VolunteerRef(Schema):
     display_name: str
 
 
+class RatingRead(Schema):
+    average: float = Field(description="mean of the learners' ratings, 1..5")
+    count: int = Field(description="how many learners rated; shown from 3 on")
+
+
 class VolunteerRead(Schema):
     """A public profile: what any signed-in volunteer may see."""
 
@@ -307,6 +312,7 @@ class VolunteerRead(Schema):
     wants: list[SkillEntryRead]
     mentor_capacity: int
     open_slots: int
+    rating: RatingRead | None = Field(description="as a mentor, once 3 learners rated")
     created_at: datetime
 
     @field_serializer("created_at")

@@ -1,0 +1,269 @@
+"""Exchanges: request, answer, follow, complete, rate."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, Query, Response, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from capex.api.deps import CurrentUser, IdPath, SessionDep, SettingsDep
+from capex.api.schemas.common import (
+    DEFAULT_LIMIT,
+    MAX_ID,
+    MAX_LIMIT,
+    Page,
+    Problem,
+    decode_cursor,
+    encode_cursor,
+)
+from capex.api.schemas.exchanges import (
+    EventList,
+    ExchangeCreate,
+    ExchangeRead,
+    FeedbackCreate,
+    FeedbackRead,
+    ReasonIn,
+    State,
+)
+from capex.config import Settings
+from capex.errors import Forbidden, Invalid, field_error
+from capex.models import Exchange, Volunteer
+from capex.services import exchanges
+
+router = APIRouter(prefix="/exchanges", tags=["exchanges"])
+
+_errors: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem},
+    403: {"model": Problem},
+    404: {"model": Problem},
+    409: {"model": Problem},
+    422: {"model": Problem},
+}
+
+
+def _refs(session: Session, ids: set[int]) -> dict[int, dict[str, Any]]:
+    rows = session.execute(
+        select(Volunteer.id, Volunteer.username, Volunteer.display_name).where(
+            Volunteer.id.in_(ids)
+        )
+    )
+    return {
+        r.id: {"id": r.id, "username": r.username, "display_name": r.display_name} for r in rows
+    }
+
+
+def views(session: Session, settings: Settings, rows: list[Exchange]) -> list[dict[str, Any]]:
+    refs = _refs(session, {r.learner_id for r in rows} | {r.mentor_id for r in rows})
+    ttl = timedelta(days=settings.request_ttl_days)
+    result = []
+    for row in rows:
+        state = exchanges.effective_state(row, settings)
+        result.append(
+            {
+                "id": row.id,
+                "state": state,
+                "learner": refs[row.learner_id],
+                "mentor": refs[row.mentor_id],
+                "skill": row.skill_id,
+                "message": row.message,
+                "origin": row.origin,
+                "created_at": row.created_at,
+                "updated_at": row.updated_at,
+                "responded_at": row.responded_at,
+                "accepted_at": row.accepted_at,
+                "closed_at": row.closed_at,
+                "expires_at": row.created_at + ttl if state == "requested" else None,
+            }
+        )
+    return result
+
+
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=ExchangeRead, responses=_errors
+)
+def request_exchange(
+    data: ExchangeCreate,
+    me: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="a retry with the same key returns the same exchange",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    """Ask a mentor to teach me one of the skills they offer."""
+    created = exchanges.request(
+        session,
+        settings,
+        me,
+        mentor_id=data.mentor_id,
+        skill=data.skill,
+        message=data.message,
+        idempotency_key=idempotency_key,
+    )
+    if created.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return views(session, settings, [created.exchange])[0]
+
+
+def _before(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    position = decode_cursor(cursor)
+    if (
+        position is None
+        or not isinstance(position.get("before"), int)
+        or not (0 < position["before"] <= MAX_ID)
+    ):
+        raise Invalid(
+            "the cursor is not one this service gave out",
+            [field_error(["query", "cursor"], "invalid cursor; use next_cursor as given")],
+        )
+    return int(position["before"])
+
+
+@router.get("", response_model=Page[ExchangeRead], responses=_errors)
+def list_exchanges(
+    me: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    state: Annotated[State | None, Query()] = None,
+    role: Annotated[Literal["learner", "mentor"] | None, Query(alias="as")] = None,
+    scope: Annotated[
+        Literal["mine", "all"], Query(description="all: everyone's (coordinators)")
+    ] = "mine",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """My exchanges, newest first; a coordinator may ask for everyone's."""
+    if scope == "all" and me.role != "coordinator":
+        raise Forbidden("only coordinators may list everyone's exchanges")
+    rows, more = exchanges.list_exchanges(
+        session,
+        settings,
+        me,
+        state=state,
+        role=role,
+        everyone=scope == "all",
+        before_id=_before(cursor),
+        limit=limit,
+    )
+    return {
+        "items": views(session, settings, rows),
+        "next_cursor": encode_cursor({"before": rows[-1].id}) if more else None,
+    }
+
+
+@router.get("/{exchange_id}", response_model=ExchangeRead, responses=_errors)
+def read_exchange(
+    exchange_id: IdPath, me: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """One exchange, for its participants and coordinators."""
+    return views(session, settings, [exchanges.visible(session, exchange_id, me)])[0]
+
+
+def _act(
+    action: exchanges.Action,
+    exchange_id: int,
+    me: Volunteer,
+    session: Session,
+    settings: Settings,
+    note: str = "",
+) -> dict[str, Any]:
+    exchange = exchanges.apply(session, settings, exchange_id, action, me, note)
+    return views(session, settings, [exchange])[0]
+
+
+@router.post("/{exchange_id}/accept", response_model=ExchangeRead, responses=_errors)
+def accept(
+    exchange_id: IdPath, me: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """The mentor takes the request (409 when all their slots are taken)."""
+    return _act("accept", exchange_id, me, session, settings)
+
+
+@router.post("/{exchange_id}/decline", response_model=ExchangeRead, responses=_errors)
+def decline(
+    exchange_id: IdPath,
+    me: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    data: Annotated[ReasonIn | None, Body()] = None,
+) -> dict[str, Any]:
+    """The mentor turns the request down, optionally saying why."""
+    return _act("decline", exchange_id, me, session, settings, data.reason if data else "")
+
+
+@router.post("/{exchange_id}/cancel", response_model=ExchangeRead, responses=_errors)
+def cancel(
+    exchange_id: IdPath,
+    me: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    data: Annotated[ReasonIn | None, Body()] = None,
+) -> dict[str, Any]:
+    """Either participant calls off a waiting or accepted exchange."""
+    return _act("cancel", exchange_id, me, session, settings, data.reason if data else "")
+
+
+@router.post("/{exchange_id}/complete", response_model=ExchangeRead, responses=_errors)
+def complete(
+    exchange_id: IdPath, me: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Either participant marks an accepted exchange done."""
+    return _act("complete", exchange_id, me, session, settings)
+
+
+@router.post(
+    "/{exchange_id}/feedback",
+    status_code=status.HTTP_201_CREATED,
+    response_model=FeedbackRead,
+    responses=_errors,
+)
+def feedback(
+    exchange_id: IdPath,
+    data: FeedbackCreate,
+    me: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """Rate the other participant, once, after completion."""
+    given = exchanges.leave_feedback(
+        session, settings, exchange_id, me, rating=data.rating, comment=data.comment
+    )
+    return {
+        "exchange_id": given.exchange_id,
+        "rating": given.rating,
+        "comment": given.comment,
+        "author_role": given.author_role,
+        "created_at": given.created_at,
+    }
+
+
+@router.get("/{exchange_id}/events", response_model=EventList, responses=_errors)
+def exchange_events(exchange_id: IdPath, me: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """The audit trail, oldest first."""
+    exchanges.visible(session, exchange_id, me)
+    rows = exchanges.events(session, exchange_id)
+    refs = _refs(session, {row.actor_id for row in rows if row.actor_id is not None})
+    return {
+        "items": [
+            {
+                "at": row.at,
+                "actor": refs.get(row.actor_id) if row.actor_id is not None else None,
+                "action": row.action,
+                "from_state": row.from_state,
+                "to_state": row.to_state,
+                "note": row.note,
+            }
+            for row in rows
+        ]
+    }

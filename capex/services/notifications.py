@@ -1,0 +1,159 @@
+"""The in-app inbox, and email through an outbox that a mail failure cannot roll back."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from email.message import EmailMessage
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from capex.config import Settings
+from capex.models import Notification, Volunteer
+from capex.models.base import utcnow
+
+logger = logging.getLogger("capex.mail")
+
+KINDS = (
+    "exchange_requested",
+    "exchange_accepted",
+    "exchange_declined",
+    "exchange_cancelled",
+    "exchange_expired",
+    "exchange_completed",
+    "feedback_received",
+)
+MAX_MAIL_ATTEMPTS = 5
+
+
+def notify(
+    session: Session,
+    settings: Settings,
+    volunteer_id: int,
+    kind: str,
+    text: str,
+    exchange_id: int | None = None,
+) -> None:
+    """Put a notification in a volunteer's inbox (and in the mail outbox if mail is on)."""
+    session.add(
+        Notification(
+            volunteer_id=volunteer_id,
+            kind=kind,
+            exchange_id=exchange_id,
+            text=text,
+            created_at=utcnow(),
+            email_status="pending" if settings.smtp_url else "none",
+            email_attempts=0,
+        )
+    )
+
+
+def inbox(
+    session: Session, volunteer_id: int, *, unread_only: bool, before_id: int | None, limit: int
+) -> tuple[list[Notification], bool, int]:
+    """Newest first; returns the page, whether more follow, and the unread count."""
+    query = select(Notification).where(Notification.volunteer_id == volunteer_id)
+    if unread_only:
+        query = query.where(Notification.read_at.is_(None))
+    if before_id is not None:
+        query = query.where(Notification.id < before_id)
+    rows = list(session.scalars(query.order_by(Notification.id.desc()).limit(limit + 1)))
+    unread = session.scalar(
+        select(func.count()).where(
+            Notification.volunteer_id == volunteer_id, Notification.read_at.is_(None)
+        )
+    )
+    return rows[:limit], len(rows) > limit, int(unread or 0)
+
+
+def mark_read(session: Session, volunteer_id: int, ids: list[int] | None) -> int:
+    """Mark some (or all) of a volunteer's notifications read; returns the unread count."""
+    statement = update(Notification).where(
+        Notification.volunteer_id == volunteer_id, Notification.read_at.is_(None)
+    )
+    if ids is not None:
+        statement = statement.where(Notification.id.in_(ids))
+    session.execute(statement.values(read_at=utcnow()))
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                Notification.volunteer_id == volunteer_id, Notification.read_at.is_(None)
+            )
+        )
+        or 0
+    )
+
+
+def _smtp(url: str) -> smtplib.SMTP:
+    parts = urlsplit(url)
+    options = parse_qs(parts.query)
+    host, port = parts.hostname or "localhost", parts.port
+    client: smtplib.SMTP
+    if parts.scheme == "smtps":
+        client = smtplib.SMTP_SSL(host, port or 465, timeout=10)
+    else:
+        client = smtplib.SMTP(host, port or 25, timeout=10)
+        if options.get("starttls", ["false"])[0].lower() in ("1", "true", "yes"):
+            client.starttls()
+    if parts.username:
+        client.login(unquote(parts.username), unquote(parts.password or ""))
+    return client
+
+
+def deliver_pending(session_factory: sessionmaker[Session], settings: Settings) -> int:
+    """Send the outbox by email; returns how many were sent.
+
+    Runs after the state changes committed, in its own transactions: a mail server that is
+    down leaves the notifications pending (retried later, up to MAX_MAIL_ATTEMPTS times) and
+    never undoes an exchange's transition.
+    """
+    if not settings.smtp_url:
+        return 0
+    with session_factory() as session:
+        pending = session.execute(
+            select(Notification.id, Notification.kind, Notification.text, Volunteer.email)
+            .join(Volunteer, Volunteer.id == Notification.volunteer_id)
+            .where(Notification.email_status == "pending")
+            .order_by(Notification.id)
+            .limit(200)
+        ).all()
+    if not pending:
+        return 0
+    sent: list[int] = []
+    failed = False
+    try:
+        with _smtp(settings.smtp_url) as client:
+            for row in pending:
+                message = EmailMessage()
+                message["From"] = settings.mail_from
+                message["To"] = row.email
+                message["Subject"] = f"capex: {row.kind.replace('_', ' ')}"
+                message.set_content(f"{row.text}\n\nSee your inbox on capex.\n")
+                client.send_message(message)
+                sent.append(row.id)
+    except (OSError, smtplib.SMTPException) as error:
+        failed = True
+        logger.warning('{"event": "mail_failed", "error": "%s"}', type(error).__name__)
+    with session_factory() as session, session.begin():
+        if sent:
+            session.execute(
+                update(Notification).where(Notification.id.in_(sent)).values(email_status="sent")
+            )
+        if failed:
+            unsent = [row.id for row in pending if row.id not in set(sent)]
+            session.execute(
+                update(Notification)
+                .where(Notification.id.in_(unsent))
+                .values(email_attempts=Notification.email_attempts + 1)
+            )
+            session.execute(
+                update(Notification)
+                .where(
+                    Notification.id.in_(unsent),
+                    Notification.email_attempts >= MAX_MAIL_ATTEMPTS,
+                )
+                .values(email_status="failed")
+            )
+    return len(sent)
