@@ -19,7 +19,9 @@ users_app = typer.Typer(help="Accounts.", no_args_is_help=True)
 skills_app = typer.Typer(help="The skill taxonomy.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+exchanges_app = typer.Typer(help="Exchanges.", no_args_is_help=True)
 app.add_typer(skills_app, name="skills")
+app.add_typer(exchanges_app, name="exchanges")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -139,6 +141,17 @@ def skills_export() -> None:
         documents = skills.export_skills(session)
     json.dump(documents, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
+
+
+@exchanges_app.command("expire")
+def exchanges_expire() -> None:
+    """Expire requests unanswered for CAPEX_REQUEST_TTL_DAYS (the server also does it)."""
+    from capex.db import get_session_factory
+    from capex.services import maintenance
+
+    settings = get_settings()
+    count = maintenance.expire_requests(get_session_factory(), settings)
+    typer.echo(f"{count} requests expired")
 
 
 @app.command()

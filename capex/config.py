@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     maintenance_interval_seconds: float = Field(default=3600, gt=0)
     # Build the matching index when a server process starts, not on its first query.
     warm_matching_index: bool = True
+    # Expiry, mail and housekeeping in the background of every server process.
+    periodic_tasks: bool = True
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

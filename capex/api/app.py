@@ -43,9 +43,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [
-            asyncio.create_task(
-                maintenance.run_forever(app.state.session_factory, app.state.settings)
-            )
+            asyncio.create_task(maintenance.run_all(app.state.session_factory, app.state.settings))
         ]
         if app.state.settings.warm_matching_index:
             tasks.append(asyncio.create_task(run_in_threadpool(app.state.matching.index)))

@@ -1,17 +1,19 @@
-"""Periodic housekeeping that every worker may run: idempotent, one short transaction."""
+"""Periodic work that every server process runs: idempotent, in short transactions."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from capex.config import Settings
-from capex.services import accounts
+from capex.services import accounts, exchanges, notifications
 
 logger = logging.getLogger("capex.maintenance")
+EXPIRY_BATCH = 500
 
 
 def run_once(session_factory: sessionmaker[Session], settings: Settings) -> int:
@@ -20,12 +22,44 @@ def run_once(session_factory: sessionmaker[Session], settings: Settings) -> int:
         return accounts.purge_expired(session, settings)
 
 
-async def run_forever(session_factory: sessionmaker[Session], settings: Settings) -> None:
-    """Run :func:`run_once` every ``maintenance_interval_seconds`` until cancelled."""
+def expire_requests(session_factory: sessionmaker[Session], settings: Settings) -> int:
+    """Write ``expired`` on every request unanswered for ``request_ttl_days``."""
+    total = 0
     while True:
-        await asyncio.sleep(settings.maintenance_interval_seconds)
+        with session_factory() as session, session.begin():
+            done = exchanges.expire_stale(session, settings, limit=EXPIRY_BATCH)
+        total += done
+        if done < EXPIRY_BATCH:
+            return total
+
+
+async def _every(seconds: float, name: str, work: Callable[[], int]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
         try:
-            removed = await run_in_threadpool(run_once, session_factory, settings)
-            logger.info('{"event": "maintenance", "removed": %d}', removed)
+            done = await run_in_threadpool(work)
+            if done:
+                logger.info('{"event": "%s", "count": %d}', name, done)
         except Exception:  # a failed round must not stop the next one
-            logger.exception("maintenance failed")
+            logger.exception("%s failed", name)
+
+
+async def run_all(session_factory: sessionmaker[Session], settings: Settings) -> None:
+    """Every periodic task of a server process, until cancelled."""
+    await asyncio.gather(
+        _every(
+            settings.maintenance_interval_seconds,
+            "housekeeping",
+            lambda: run_once(session_factory, settings),
+        ),
+        _every(
+            min(settings.maintenance_interval_seconds, 300),
+            "requests_expired",
+            lambda: expire_requests(session_factory, settings),
+        ),
+        _every(
+            settings.mail_interval_seconds,
+            "mail_sent",
+            lambda: notifications.deliver_pending(session_factory, settings),
+        ),
+    )
