@@ -114,6 +114,7 @@ def settings(database_url: str) -> Settings:
         log_level="WARNING",
         # The tests share one connection per test: no background index build beside them.
         warm_matching_index=False,
+        periodic_tasks=False,
     )
 
 

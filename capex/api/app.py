@@ -42,9 +42,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks = [
-            asyncio.create_task(maintenance.run_all(app.state.session_factory, app.state.settings))
-        ]
+        tasks = []
+        if app.state.settings.periodic_tasks:
+            work = maintenance.run_all(app.state.session_factory, app.state.settings)
+            tasks.append(asyncio.create_task(work))
         if app.state.settings.warm_matching_index:
             tasks.append(asyncio.create_task(run_in_threadpool(app.state.matching.index)))
         try:
