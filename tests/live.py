@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,20 +21,32 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(database_url: str, *, workers: int = 2, log: Path) -> Iterator[str]:
-    """Serve capex on a free port with ``workers`` processes; yields the base URL."""
+def live_server(
+    database_url: str,
+    *,
+    workers: int = 2,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """Serve capex on a free port with ``workers`` processes; yields the base URL.
+
+    ``env`` adds (or overrides) environment variables, e.g. ``CAPEX_SMTP_URL``.
+    """
     port = free_port()
-    env = {
+    environment = {
         **os.environ,
         "CAPEX_DATABASE_URL": database_url,
         "CAPEX_ENVIRONMENT": "test",
         "CAPEX_SECRET_KEY": "live-test-secret-key-0123456789abcdef",
         "CAPEX_LOG_LEVEL": "WARNING",
+        **(env or {}),
     }
     command = [sys.executable, "-m", "capex.cli", "serve", "--port", str(port)]
     command += ["--workers", str(workers)]
     with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env=environment, stdout=output, stderr=subprocess.STDOUT
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60

@@ -108,6 +108,7 @@ def upgrade() -> None:
     sa.Column('read_at', capex.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('email_status', sa.String(length=16), nullable=False),
     sa.Column('email_attempts', sa.SmallInteger(), nullable=False),
+    sa.Column('email_claimed_at', capex.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['exchange_id'], ['exchanges.id'], name=op.f('fk_notifications_exchange_id_exchanges'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['volunteer_id'], ['volunteers.id'], name=op.f('fk_notifications_volunteer_id_volunteers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications'))

@@ -121,9 +121,11 @@ class Notification(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # 'none' (no mail configured), 'pending', 'sent' or 'failed' (gave up after retries).
+    # 'none' (no mail configured), 'pending', 'sending', 'sent' or 'failed' (gave up).
     email_status: Mapped[str] = mapped_column(String(16), default="none")
     email_attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    # When a server process took it for mailing ('sending'); see notifications._claim.
+    email_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class IdempotencyKey(Base):

@@ -219,13 +219,16 @@ def _notify_transition(
     note: str,
 ) -> None:
     kind = _NOTIFY[transition.to_state]
-    names = dict(
-        session.execute(
+    # dict() of a Result itself fails: it has keys() (the column names), so dict() takes it
+    # for a mapping. Unpack the rows.
+    names = {
+        volunteer_id: name
+        for volunteer_id, name in session.execute(
             select(Volunteer.id, Volunteer.display_name).where(
                 Volunteer.id.in_([exchange.learner_id, exchange.mentor_id])
             )
-        ).tuples()
-    )
+        )
+    }
     who = "capex" if actor is None else names[actor.id]
     reason = f" ({note})" if note else ""
     text = (

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import ssl
+from datetime import timedelta
 from email.message import EmailMessage
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from capex.config import Settings
@@ -26,6 +29,7 @@ KINDS = (
     "feedback_received",
 )
 MAX_MAIL_ATTEMPTS = 5
+CLAIM_LEASE = timedelta(minutes=10)
 
 
 def notify(
@@ -90,15 +94,23 @@ def _smtp(url: str) -> smtplib.SMTP:
     parts = urlsplit(url)
     options = parse_qs(parts.query)
     host, port = parts.hostname or "localhost", parts.port
+    # smtplib's own default context checks no certificate: the password would go to anyone
+    # in the middle.
+    tls = ssl.create_default_context()
     client: smtplib.SMTP
     if parts.scheme == "smtps":
-        client = smtplib.SMTP_SSL(host, port or 465, timeout=10)
+        client = smtplib.SMTP_SSL(host, port or 465, timeout=10, context=tls)
     else:
         client = smtplib.SMTP(host, port or 25, timeout=10)
-        if options.get("starttls", ["false"])[0].lower() in ("1", "true", "yes"):
-            client.starttls()
-    if parts.username:
-        client.login(unquote(parts.username), unquote(parts.password or ""))
+    starttls = options.get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
+    try:
+        if starttls and parts.scheme != "smtps":
+            client.starttls(context=tls)
+        if parts.username:
+            client.login(unquote(parts.username), unquote(parts.password or ""))
+    except BaseException:
+        client.close()
+        raise
     return client
 
 
@@ -111,18 +123,10 @@ def deliver_pending(session_factory: sessionmaker[Session], settings: Settings) 
     """
     if not settings.smtp_url:
         return 0
-    with session_factory() as session:
-        pending = session.execute(
-            select(Notification.id, Notification.kind, Notification.text, Volunteer.email)
-            .join(Volunteer, Volunteer.id == Notification.volunteer_id)
-            .where(Notification.email_status == "pending")
-            .order_by(Notification.id)
-            .limit(200)
-        ).all()
+    pending = _claim(session_factory)
     if not pending:
         return 0
     sent: list[int] = []
-    failed = False
     try:
         with _smtp(settings.smtp_url) as client:
             for row in pending:
@@ -131,29 +135,84 @@ def deliver_pending(session_factory: sessionmaker[Session], settings: Settings) 
                 message["To"] = row.email
                 message["Subject"] = f"capex: {row.kind.replace('_', ' ')}"
                 message.set_content(f"{row.text}\n\nSee your inbox on capex.\n")
-                client.send_message(message)
+                try:
+                    client.send_message(message)
+                except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as error:
+                    # The server refused this one message (an address, its content) and
+                    # stays usable: the rest of the batch must not share its retries.
+                    logger.warning(
+                        '{"event": "mail_refused", "notification": %d, "error": "%s"}',
+                        row.id,
+                        type(error).__name__,
+                    )
+                    continue
                 sent.append(row.id)
     except (OSError, smtplib.SMTPException) as error:
-        failed = True
         logger.warning('{"event": "mail_failed", "error": "%s"}', type(error).__name__)
+    delivered = set(sent)
+    unsent = [row.id for row in pending if row.id not in delivered]
     with session_factory() as session, session.begin():
         if sent:
             session.execute(
                 update(Notification).where(Notification.id.in_(sent)).values(email_status="sent")
             )
-        if failed:
-            unsent = [row.id for row in pending if row.id not in set(sent)]
+        if unsent:
+            # Back in the queue with one more attempt, or given up on after the last.
             session.execute(
                 update(Notification)
                 .where(Notification.id.in_(unsent))
-                .values(email_attempts=Notification.email_attempts + 1)
-            )
-            session.execute(
-                update(Notification)
-                .where(
-                    Notification.id.in_(unsent),
-                    Notification.email_attempts >= MAX_MAIL_ATTEMPTS,
+                .values(
+                    email_attempts=Notification.email_attempts + 1,
+                    email_status=case(
+                        (Notification.email_attempts + 1 >= MAX_MAIL_ATTEMPTS, "failed"),
+                        else_="pending",
+                    ),
                 )
-                .values(email_status="failed")
             )
     return len(sent)
+
+
+def _claim(session_factory: sessionmaker[Session], limit: int = 200) -> list[Any]:
+    """Take up to ``limit`` pending notifications for this process to mail.
+
+    Every server process runs the mail task; the claim (pending -> sending, in one UPDATE,
+    skipping rows another process has locked on PostgreSQL) makes each mail go out once. A
+    claim older than ``CLAIM_LEASE`` was left by a process that died: it is pending again.
+    """
+    with session_factory() as session, session.begin():
+        now = utcnow()
+        session.execute(
+            update(Notification)
+            .where(
+                Notification.email_status == "sending",
+                Notification.email_claimed_at < now - CLAIM_LEASE,
+            )
+            .values(email_status="pending")
+        )
+        candidates = (
+            select(Notification.id)
+            .where(Notification.email_status == "pending")
+            .order_by(Notification.id)
+            .limit(limit)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        claimed = session.scalars(
+            update(Notification)
+            .where(
+                Notification.id.in_(candidates.scalar_subquery()),
+                Notification.email_status == "pending",
+            )
+            .values(email_status="sending", email_claimed_at=now)
+            .returning(Notification.id)
+        ).all()
+        if not claimed:
+            return []
+        return list(
+            session.execute(
+                select(Notification.id, Notification.kind, Notification.text, Volunteer.email)
+                .join(Volunteer, Volunteer.id == Notification.volunteer_id)
+                .where(Notification.id.in_(claimed))
+                .order_by(Notification.id)
+            ).all()
+        )
