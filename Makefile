@@ -24,6 +24,7 @@ run: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	scripts/ensure-postgres
+	scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed

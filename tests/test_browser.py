@@ -1,0 +1,73 @@
+"""The landing page in a real headless Chromium, served by a real `capex serve`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import discard_database, fresh_database
+from tests.live import live_server
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[object]:
+    if not (CHROMIUM and CHROMEDRIVER):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must run the browser tests: scripts/ensure-chromium installs Chromium")
+        pytest.skip("Chromium and ChromeDriver are not installed (scripts/ensure-chromium)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_landing_page_shows_the_skill_areas_in_a_browser(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    database = fresh_database("sqlite", tmp_path)
+    try:
+        with live_server(database, workers=1, log=tmp_path / "serve.log") as base:
+            browser.get(base + "/")  # type: ignore[attr-defined]
+            assert browser.title == "capex: a capacity exchange"  # type: ignore[attr-defined]
+            areas = browser.find_elements(By.CSS_SELECTOR, "#areas li")  # type: ignore[attr-defined]
+            assert sorted(area.text for area in areas) == [
+                "Communication",
+                "Community",
+                "Learning",
+                "Organizational",
+                "Social",
+                "Strategic",
+                "Technology",
+            ]
+            browser.find_element(By.LINK_TEXT, "health").click()  # type: ignore[attr-defined]
+            assert '"status":"ok"' in browser.page_source.replace(" ", "")  # type: ignore[attr-defined]
+    finally:
+        discard_database(database)
