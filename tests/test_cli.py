@@ -221,3 +221,44 @@ def test_demo_creates_demo1_to_demo50(migrated_database):
             session.scalars(select(Volunteer.username).where(Volunteer.username.like("demo%")))
         )
     assert usernames == {f"demo{number}" for number in range(1, 51)}
+
+
+# exchanges
+
+
+def test_exchanges_expire_writes_requests_past_their_time(migrated_database):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from capex.models import Exchange
+    from capex.models.base import utcnow
+    from capex.services import exchanges
+    from tests.factories import make_volunteer
+
+    with db.session_scope() as session:
+        learner = make_volunteer(session, "cli_learner")
+        mentor = make_volunteer(session, "cli_mentor", offers=[{"skill": "lua", "level": 3}])
+        fresh = make_volunteer(session, "cli_mentor2", offers=[{"skill": "lua", "level": 3}])
+        settings = config.get_settings()
+        old = exchanges.request(session, settings, learner, mentor_id=mentor.id, skill="lua")
+        new = exchanges.request(session, settings, learner, mentor_id=fresh.id, skill="lua")
+        stale_id, new_id = old.exchange.id, new.exchange.id
+        session.execute(
+            update(Exchange)
+            .where(Exchange.id == stale_id)
+            .values(created_at=utcnow() - timedelta(days=settings.request_ttl_days, hours=1))
+        )
+
+    result = capex("exchanges", "expire")
+
+    assert result.exit_code == 0, result.output
+    assert "1 requests expired" in result.stdout
+    with db.session_scope() as session:
+        states = dict(
+            session.execute(
+                select(Exchange.id, Exchange.state).where(Exchange.id.in_([stale_id, new_id]))
+            ).all()
+        )
+    assert states == {stale_id: "expired", new_id: "requested"}
+    assert "0 requests expired" in capex("exchanges", "expire").stdout

@@ -95,3 +95,46 @@ def test_profile_change_reaches_every_worker_within_a_second(database, tmp_path)
         assert client.delete("/api/v1/me", headers=mentor).status_code == 204
         time.sleep(1.0)
         assert len(_until_every_worker_says(base, learner, [])) == 2
+
+
+def test_the_server_writes_expiry_by_itself(database, tmp_path):
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from capex.db import make_engine
+    from capex.models import Exchange
+    from capex.models.base import utcnow
+
+    env = {"CAPEX_MAINTENANCE_INTERVAL_SECONDS": "0.3", "CAPEX_REQUEST_TTL_DAYS": "14"}
+    engine = make_engine(database)
+    try:
+        with (
+            live_server(database, workers=2, log=tmp_path / "serve.log", env=env) as base,
+            httpx.Client(base_url=base, timeout=10) as client,
+        ):
+            learner = _account(client, "learner", {"languages": [{"code": "en", "level": 5}]})
+            mentor = _account(client, "mentor", {"offers": [{"skill": "lua", "level": 4}]})
+            mentor_id = client.get("/api/v1/me", headers=mentor).json()["id"]
+            created = client.post(
+                "/api/v1/exchanges", json={"mentor_id": mentor_id, "skill": "lua"}, headers=learner
+            )
+            assert created.status_code == 201
+            exchange_id = created.json()["id"]
+            with engine.begin() as conn:
+                conn.execute(
+                    update(Exchange)
+                    .where(Exchange.id == exchange_id)
+                    .values(created_at=utcnow() - timedelta(days=15))
+                )
+            deadline = time.monotonic() + 10
+            stored = "requested"
+            while stored != "expired" and time.monotonic() < deadline:
+                time.sleep(0.2)
+                with engine.connect() as conn:
+                    stored = conn.scalar(select(Exchange.state).where(Exchange.id == exchange_id))
+            assert stored == "expired"
+            inbox = client.get("/api/v1/me/notifications", headers=learner).json()
+            assert [item["kind"] for item in inbox["items"]] == ["exchange_expired"]
+    finally:
+        engine.dispose()
