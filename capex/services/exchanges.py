@@ -24,6 +24,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from capex.config import Settings
 from capex.errors import Conflict, Forbidden, Invalid, NotFound, field_error
@@ -206,7 +207,9 @@ def _transition(
     )
     _notify_transition(session, settings, exchange, transition, actor, note)
     session.flush()
-    session.refresh(exchange)
+    # The UPDATE above changed the row; tell the loaded object without reading it back.
+    for column, value in values.items():
+        set_committed_value(exchange, column, value)
     return exchange
 
 
@@ -219,17 +222,7 @@ def _notify_transition(
     note: str,
 ) -> None:
     kind = _NOTIFY[transition.to_state]
-    # dict() of a Result itself fails: it has keys() (the column names), so dict() takes it
-    # for a mapping. Unpack the rows.
-    names = {
-        volunteer_id: name
-        for volunteer_id, name in session.execute(
-            select(Volunteer.id, Volunteer.display_name).where(
-                Volunteer.id.in_([exchange.learner_id, exchange.mentor_id])
-            )
-        )
-    }
-    who = "capex" if actor is None else names[actor.id]
+    who = "capex" if actor is None else actor.display_name
     reason = f" ({note})" if note else ""
     text = (
         f"{who} {transition.to_state} the exchange #{exchange.id} about "
@@ -279,29 +272,27 @@ def request(
             "you cannot be your own mentor",
             [field_error(["body", "mentor_id"], "that is you")],
         )
-    mentor = session.get(Volunteer, mentor_id)
-    if mentor is None or not mentor.is_active:
-        raise NotFound(f"no volunteer with id {mentor_id}")
-    offered = session.scalar(
-        select(SkillOffer.skill_id).where(
-            SkillOffer.volunteer_id == mentor_id, SkillOffer.skill_id == skill
+    mentor = session.execute(
+        select(Volunteer.username, SkillOffer.skill_id)
+        .outerjoin(
+            SkillOffer,
+            (SkillOffer.volunteer_id == Volunteer.id) & (SkillOffer.skill_id == skill),
         )
-    )
-    if offered is None:
+        .where(Volunteer.id == mentor_id, Volunteer.is_active.is_(True))
+    ).first()
+    if mentor is None:
+        raise NotFound(f"no volunteer with id {mentor_id}")
+    if mentor.skill_id is None:
         raise Invalid(
             f"{mentor.username} does not offer {skill!r}",
             [field_error(["body", "skill"], "not among the mentor's offered skills")],
         )
-    expire_stale(session, settings, volunteer_id=learner.id)
-    waiting = session.execute(
-        update(Volunteer)
-        .where(
-            Volunteer.id == learner.id,
-            Volunteer.requested_as_learner < settings.max_open_requests,
-        )
-        .values(requested_as_learner=Volunteer.requested_as_learner + 1)
-    )
-    if waiting.rowcount != 1:  # type: ignore[attr-defined]
+    # Requests past their time hold places until their expiry is written: when the learner
+    # seems full, write it and try once more.
+    if not _take_request_place(session, settings, learner.id) and not (
+        expire_stale(session, settings, volunteer_id=learner.id)
+        and _take_request_place(session, settings, learner.id)
+    ):
         raise Conflict(
             f"you already have {settings.max_open_requests} requests waiting for an answer; "
             "cancel one or wait for the mentors"
@@ -360,6 +351,18 @@ def request(
         )
     session.flush()
     return Created(exchange, replayed=False)
+
+
+def _take_request_place(session: Session, settings: Settings, learner_id: int) -> bool:
+    taken = session.execute(
+        update(Volunteer)
+        .where(
+            Volunteer.id == learner_id,
+            Volunteer.requested_as_learner < settings.max_open_requests,
+        )
+        .values(requested_as_learner=Volunteer.requested_as_learner + 1)
+    )
+    return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _claim_key(session: Session, learner_id: int, key: str, digest: str) -> Exchange | None:
