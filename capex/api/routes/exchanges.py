@@ -12,11 +12,10 @@ from sqlalchemy.orm import Session
 from capex.api.deps import CurrentUser, IdPath, SessionDep, SettingsDep
 from capex.api.schemas.common import (
     DEFAULT_LIMIT,
-    MAX_ID,
     MAX_LIMIT,
     Page,
     Problem,
-    decode_cursor,
+    cursor_position,
     encode_cursor,
 )
 from capex.api.schemas.exchanges import (
@@ -29,7 +28,7 @@ from capex.api.schemas.exchanges import (
     State,
 )
 from capex.config import Settings
-from capex.errors import Forbidden, Invalid, field_error
+from capex.errors import Forbidden
 from capex.models import Exchange, Volunteer
 from capex.services import exchanges
 
@@ -114,22 +113,6 @@ def request_exchange(
     return views(session, settings, [created.exchange])[0]
 
 
-def _before(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    position = decode_cursor(cursor)
-    if (
-        position is None
-        or not isinstance(position.get("before"), int)
-        or not (0 < position["before"] <= MAX_ID)
-    ):
-        raise Invalid(
-            "the cursor is not one this service gave out",
-            [field_error(["query", "cursor"], "invalid cursor; use next_cursor as given")],
-        )
-    return int(position["before"])
-
-
 @router.get("", response_model=Page[ExchangeRead], responses=_errors)
 def list_exchanges(
     me: CurrentUser,
@@ -153,7 +136,7 @@ def list_exchanges(
         state=state,
         role=role,
         everyone=scope == "all",
-        before_id=_before(cursor),
+        before_id=cursor_position(cursor, "before", int),
         limit=limit,
     )
     return {

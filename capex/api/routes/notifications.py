@@ -9,14 +9,12 @@ from fastapi import APIRouter, Body, Query
 from capex.api.deps import CurrentUser, SessionDep
 from capex.api.schemas.common import (
     DEFAULT_LIMIT,
-    MAX_ID,
     MAX_LIMIT,
     Problem,
-    decode_cursor,
+    cursor_position,
     encode_cursor,
 )
 from capex.api.schemas.exchanges import MarkRead, NotificationPage, UnreadCount
-from capex.errors import Invalid, field_error
 from capex.services import notifications
 
 router = APIRouter(prefix="/me/notifications", tags=["notifications"])
@@ -35,19 +33,7 @@ def inbox(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """My notifications, newest first, with the unread count."""
-    before = None
-    if cursor is not None:
-        position = decode_cursor(cursor)
-        if (
-            position is None
-            or not isinstance(position.get("before"), int)
-            or not (0 < position["before"] <= MAX_ID)
-        ):
-            raise Invalid(
-                "the cursor is not one this service gave out",
-                [field_error(["query", "cursor"], "invalid cursor; use next_cursor as given")],
-            )
-        before = int(position["before"])
+    before = cursor_position(cursor, "before", int)
     rows, more, unread_count = notifications.inbox(
         session, me.id, unread_only=unread, before_id=before, limit=limit
     )

@@ -12,27 +12,14 @@ from capex.api.schemas.common import (
     MAX_LIMIT,
     Page,
     Problem,
-    decode_cursor,
+    cursor_position,
     encode_cursor,
 )
 from capex.api.schemas.skills import SkillCreate, SkillDetail, SkillRead, SkillUpdate
-from capex.errors import Invalid, field_error
 from capex.regions import REGIONS
 from capex.services import skills as skill_service
 
 router = APIRouter(tags=["skills"])
-
-
-def _cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    position = decode_cursor(cursor)
-    if position is None or not isinstance(position.get("id"), str):
-        raise Invalid(
-            "the cursor is not one this service gave out",
-            [field_error(["query", "cursor"], "invalid cursor; use next_cursor as given")],
-        )
-    return str(position["id"])
 
 
 @router.get("/skills", response_model=Page[SkillRead], responses={422: {"model": Problem}})
@@ -49,7 +36,7 @@ def list_skills(
 ) -> dict[str, Any]:
     """The skill taxonomy, in id order."""
     skills = skill_service.list_skills(
-        session, q=q, parent=parent, after=_cursor(cursor), limit=limit + 1
+        session, q=q, parent=parent, after=cursor_position(cursor, "id", str), limit=limit + 1
     )
     page = skills[:limit]
     return {

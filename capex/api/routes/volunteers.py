@@ -9,37 +9,19 @@ from fastapi import APIRouter, Query
 from capex.api.deps import Coordinator, CurrentUser, IdPath, SessionDep
 from capex.api.schemas.common import (
     DEFAULT_LIMIT,
-    MAX_ID,
     MAX_LIMIT,
     Page,
     Problem,
-    decode_cursor,
+    cursor_position,
     encode_cursor,
 )
 from capex.api.schemas.profiles import LanguageCode, MeRead, Region, RoleIn, VolunteerRead
 from capex.api.schemas.skills import SkillId
-from capex.errors import Invalid, field_error
 from capex.services import accounts, directory, profiles
 
 router = APIRouter(prefix="/volunteers", tags=["directory"])
 
 _errors: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 422: {"model": Problem}}
-
-
-def cursor_id(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    position = decode_cursor(cursor)
-    if (
-        position is None
-        or not isinstance(position.get("id"), int)
-        or not (0 <= position["id"] <= MAX_ID)
-    ):
-        raise Invalid(
-            "the cursor is not one this service gave out",
-            [field_error(["query", "cursor"], "invalid cursor; use next_cursor as given")],
-        )
-    return int(position["id"])
 
 
 @router.get("", response_model=Page[VolunteerRead], responses=_errors)
@@ -63,7 +45,7 @@ def list_volunteers(
         language=language,
         region=region,
         q=q,
-        after_id=cursor_id(cursor),
+        after_id=cursor_position(cursor, "id", int),
         limit=limit,
     )
     volunteers, more = directory.search(session, query)

@@ -9,6 +9,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from capex.errors import Invalid, field_error
+
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 20
@@ -57,3 +59,20 @@ def decode_cursor(cursor: str) -> dict[str, Any] | None:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def cursor_position(cursor: str | None, key: str, kind: type[int] | type[str]) -> Any:
+    """The ``key`` a cursor of ours holds (None without a cursor); 422 for any other."""
+    if cursor is None:
+        return None
+    position = decode_cursor(cursor)
+    value = None if position is None else position.get(key)
+    valid = isinstance(value, kind) and not isinstance(value, bool)
+    if isinstance(value, int) and not 0 <= value <= MAX_ID:
+        valid = False
+    if not valid:
+        raise Invalid(
+            "the cursor is not one this service gave out",
+            [field_error(["query", "cursor"], "invalid cursor; use next_cursor as given")],
+        )
+    return value
