@@ -24,7 +24,9 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that do no I/O are async: FastAPI runs them on the event loop instead of
+# handing each to the thread pool (a hop per dependency per request).
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -65,7 +67,7 @@ _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 BearerToken = Annotated[str | None, Depends(_bearer)]
 
 
-def get_token(token: BearerToken) -> str:
+async def get_token(token: BearerToken) -> str:
     if not token:
         raise Unauthorized("sign in first: send 'Authorization: Bearer <token>'")
     return token
@@ -81,7 +83,7 @@ def get_current_user(session: SessionDep, settings: SettingsDep, token: TokenDep
 CurrentUser = Annotated[Volunteer, Depends(get_current_user)]
 
 
-def get_coordinator(user: CurrentUser) -> Volunteer:
+async def get_coordinator(user: CurrentUser) -> Volunteer:
     if user.role != "coordinator":
         raise Forbidden("only coordinators may do this")
     return user
@@ -90,7 +92,7 @@ def get_coordinator(user: CurrentUser) -> Volunteer:
 Coordinator = Annotated[Volunteer, Depends(get_coordinator)]
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
