@@ -42,6 +42,9 @@ from capex.services.notifications import notify
 Party = Literal["learner", "mentor", "system"]
 Action = Literal["request", "accept", "decline", "cancel", "complete", "expire"]
 IDEMPOTENCY_TTL = timedelta(hours=24)
+# These UPDATEs change rows the request does not read again through its loaded objects:
+# skip the ORM's matching of them against the session (a large share of a transition).
+NO_SYNC = {"synchronize_session": False}
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,8 @@ def _transition(
     moved = session.execute(
         update(Exchange)
         .where(Exchange.id == exchange.id, Exchange.state == transition.from_state)
-        .values(**values)
+        .values(**values),
+        execution_options=NO_SYNC,
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict("the exchange changed meanwhile; read it again")
@@ -175,7 +179,8 @@ def _transition(
         session.execute(
             update(Volunteer)
             .where(Volunteer.id == exchange.learner_id)
-            .values(requested_as_learner=Volunteer.requested_as_learner - 1)
+            .values(requested_as_learner=Volunteer.requested_as_learner - 1),
+            execution_options=NO_SYNC,
         )
     if transition.to_state == "accepted":
         taken = session.execute(
@@ -184,7 +189,8 @@ def _transition(
                 Volunteer.id == exchange.mentor_id,
                 Volunteer.accepted_as_mentor < Volunteer.mentor_capacity,
             )
-            .values(accepted_as_mentor=Volunteer.accepted_as_mentor + 1, updated_at=now)
+            .values(accepted_as_mentor=Volunteer.accepted_as_mentor + 1, updated_at=now),
+            execution_options=NO_SYNC,
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict("the mentor has no open slot: every place is taken")
@@ -192,7 +198,8 @@ def _transition(
         session.execute(
             update(Volunteer)
             .where(Volunteer.id == exchange.mentor_id)
-            .values(accepted_as_mentor=Volunteer.accepted_as_mentor - 1, updated_at=now)
+            .values(accepted_as_mentor=Volunteer.accepted_as_mentor - 1, updated_at=now),
+            execution_options=NO_SYNC,
         )
     session.add(
         ExchangeEvent(
@@ -347,7 +354,8 @@ def request(
         session.execute(
             update(IdempotencyKey)
             .where(IdempotencyKey.volunteer_id == learner.id, IdempotencyKey.key == idempotency_key)
-            .values(exchange_id=exchange.id)
+            .values(exchange_id=exchange.id),
+            execution_options=NO_SYNC,
         )
     session.flush()
     return Created(exchange, replayed=False)
@@ -360,7 +368,8 @@ def _take_request_place(session: Session, settings: Settings, learner_id: int) -
             Volunteer.id == learner_id,
             Volunteer.requested_as_learner < settings.max_open_requests,
         )
-        .values(requested_as_learner=Volunteer.requested_as_learner + 1)
+        .values(requested_as_learner=Volunteer.requested_as_learner + 1),
+        execution_options=NO_SYNC,
     )
     return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
 
