@@ -41,7 +41,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -51,7 +50,6 @@ from pathlib import Path
 import httpx
 import psycopg
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -77,31 +75,8 @@ BARRIER_TIMEOUT_SECONDS = 300.0
 # -- databases -----------------------------------------------------------------------------
 
 
-def _admin_dsn(admin_url: str) -> str:
-    return make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@contextmanager
-def fresh_database(kind: str, admin_url: str, keep: bool) -> Iterator[str]:
-    """A new empty database of ``kind`` ('sqlite' or 'postgresql'); dropped afterwards."""
-    name = f"capex_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    if kind == "sqlite":
-        path = Path(tempfile.gettempdir()) / f"{name}.db"
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            if not keep:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return
-    with psycopg.connect(_admin_dsn(admin_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        if not keep:
-            with psycopg.connect(_admin_dsn(admin_url), autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+# The same fresh databases as the directory benchmark (bench/ is on sys.path when run).
+from directory import _admin_dsn, fresh_database  # noqa: E402
 
 
 @dataclass(frozen=True)
