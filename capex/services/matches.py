@@ -217,15 +217,3 @@ def _check_own_skill(session: Session, volunteer_id: int, role: Role, skill: str
             side = "want" if role == "learner" else "offer"
             message = f"you do not {side} {skill!r}; add it to your profile first"
         raise Invalid(message, [field_error(["query", "skill"], message)])
-
-
-def volunteer_refs(session: Session, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    rows = session.execute(
-        select(Volunteer.id, Volunteer.username, Volunteer.display_name).where(
-            Volunteer.id.in_(list(ids))
-        )
-    )
-    return {
-        row.id: {"id": row.id, "username": row.username, "display_name": row.display_name}
-        for row in rows
-    }

@@ -209,3 +209,16 @@ def _entry(entry: SkillOffer | SkillWant) -> dict[str, Any]:
         "level": entry.level,
         "note": entry.note,
     }
+
+
+def volunteer_refs(session: Session, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """``{id, username, display_name}`` of each volunteer, by id (``VolunteerRef``)."""
+    rows = session.execute(
+        select(Volunteer.id, Volunteer.username, Volunteer.display_name).where(
+            Volunteer.id.in_(list(ids))
+        )
+    )
+    return {
+        row.id: {"id": row.id, "username": row.username, "display_name": row.display_name}
+        for row in rows
+    }

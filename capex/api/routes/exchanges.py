@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from capex.api.deps import CurrentUser, IdPath, SessionDep, SettingsDep
@@ -31,6 +30,7 @@ from capex.config import Settings
 from capex.errors import Forbidden
 from capex.models import Exchange, Volunteer
 from capex.services import exchanges
+from capex.services.profiles import volunteer_refs
 
 router = APIRouter(prefix="/exchanges", tags=["exchanges"])
 
@@ -43,19 +43,8 @@ _errors: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _refs(session: Session, ids: set[int]) -> dict[int, dict[str, Any]]:
-    rows = session.execute(
-        select(Volunteer.id, Volunteer.username, Volunteer.display_name).where(
-            Volunteer.id.in_(ids)
-        )
-    )
-    return {
-        r.id: {"id": r.id, "username": r.username, "display_name": r.display_name} for r in rows
-    }
-
-
 def views(session: Session, settings: Settings, rows: list[Exchange]) -> list[dict[str, Any]]:
-    refs = _refs(session, {r.learner_id for r in rows} | {r.mentor_id for r in rows})
+    refs = volunteer_refs(session, {r.learner_id for r in rows} | {r.mentor_id for r in rows})
     ttl = timedelta(days=settings.request_ttl_days)
     result = []
     for row in rows:
@@ -236,7 +225,7 @@ def exchange_events(exchange_id: IdPath, me: CurrentUser, session: SessionDep) -
     """The audit trail, oldest first."""
     exchanges.visible(session, exchange_id, me)
     rows = exchanges.events(session, exchange_id)
-    refs = _refs(session, {row.actor_id for row in rows if row.actor_id is not None})
+    refs = volunteer_refs(session, {row.actor_id for row in rows if row.actor_id is not None})
     return {
         "items": [
             {

@@ -10,7 +10,8 @@ from capex.api.deps import CurrentUser, SessionDep
 from capex.api.schemas.common import MAX_LIMIT, Problem
 from capex.api.schemas.matches import MatchList
 from capex.api.schemas.skills import SkillId
-from capex.services.matches import MatchingService, volunteer_refs
+from capex.services.matches import MatchingService
+from capex.services.profiles import volunteer_refs
 
 router = APIRouter(tags=["matching"])
 
