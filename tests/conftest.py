@@ -121,5 +121,7 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 def client(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[TestClient]:
     app = create_app(settings, session_factory)
+    # One connection per test: a rebuild must not run beside the request in another thread.
+    app.state.matching.rebuild_in_background = False
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client

@@ -151,3 +151,32 @@ def test_profile_changes_show_in_the_next_answer(fresh, session, settings, learn
     assert _usernames(fresh.get(MATCHES, headers=headers)) == ["late"]
     assert fresh.delete("/api/v1/me", headers=late_headers).status_code == 204
     assert _usernames(fresh.get(MATCHES, headers=headers)) == []
+
+
+def test_scores_read_as_short_decimals(fresh, session, learner):
+    # lua at level 4 for a target of 3 (skill 1), evenings overlap in full (availability 1),
+    # English 5 and 4 (language 0.8): 0.55 + 0.30 + 0.15 * 0.8, which floats make
+    # 0.9700000000000001.
+    mentor(session, "fluent", languages=[{"code": "en", "level": 4}])
+    _, headers = learner
+    response = fresh.get(MATCHES, headers=headers)
+    assert response.status_code == 200, response.text
+    assert '"score":0.97,' in response.text
+    (item,) = response.json()["items"]
+    assert item["score"] == 0.97
+    assert item["reasons"]["level_fit"] == 1.0
+
+
+def test_a_profile_just_saved_is_ranked_before_any_poll(client, session, learner):
+    # The service polls for other people's changes only every half second; the asker's
+    # own profile is read with their request.
+    mentor(session, "lua-mentor")
+    mentor(session, "python-mentor", skill="python")
+    _, headers = learner
+    client.app.state.matching.poll_interval = 3600
+    assert _usernames(client.get(MATCHES, headers=headers)) == ["lua-mentor"]
+    saved = client.patch(
+        "/api/v1/me/profile", json={"wants": [{"skill": "python", "level": 2}]}, headers=headers
+    )
+    assert saved.status_code == 200, saved.text
+    assert _usernames(client.get(MATCHES, headers=headers)) == ["python-mentor"]

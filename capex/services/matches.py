@@ -3,16 +3,18 @@
 Each worker process keeps one :class:`MatchingService`: an in-memory ``MatchIndex`` built
 from the database, kept fresh by polling ``volunteers.updated_at`` (every profile change
 bumps it), so a change made through any worker shows in every worker's matches within
-``poll_interval`` seconds.
+``poll_interval`` seconds; the asker's own profile is read afresh on every query, and full
+rebuilds run in the background.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +37,8 @@ from capex.services.profiles import open_slots_by_id
 # A transaction that stamped updated_at before our last poll may commit after it; looking
 # this far back on every poll catches it (upserts are idempotent).
 POLL_OVERLAP = timedelta(seconds=30)
+
+logger = logging.getLogger("capex.matching")
 
 
 def load_records(session: Session, ids: Iterable[int] | None = None) -> list[VolunteerRecord]:
@@ -109,6 +113,20 @@ def _taxonomy_version(session: Session) -> tuple[int, datetime | None]:
     return int(count), latest
 
 
+def _known_skills_only(record: VolunteerRecord, skills: SkillSpace) -> VolunteerRecord:
+    """``record`` without the skills ``skills`` does not hold.
+
+    A skill added to the taxonomy after an index was built is unknown to it until the
+    rebuild that follows; meanwhile it can match nobody in that index, so it is left out
+    rather than failing the whole batch.
+    """
+    offers = tuple(entry for entry in record.offers if entry[0] in skills)
+    wants = tuple(entry for entry in record.wants if entry[0] in skills)
+    if len(offers) == len(record.offers) and len(wants) == len(record.wants):
+        return record
+    return replace(record, offers=offers, wants=wants)
+
+
 @dataclass
 class _State:
     index: MatchIndex
@@ -121,14 +139,23 @@ class _State:
 class MatchingService:
     """A process-wide matching index over the database, refreshed incrementally.
 
+    Other volunteers' changes reach the index by polling, within ``poll_interval``; the
+    asking volunteer's own record is read afresh on every query, so a volunteer always sees
+    matches for the profile they just saved, whichever worker answers. A full rebuild (a
+    new week, a taxonomy change) runs in a background thread while queries keep being
+    answered from the previous index; only the very first build is waited for.
+
     Parameters
     ----------
     session_factory : sessionmaker
         Where the index reads volunteers from.
     poll_interval : float, default 0.5
-        Seconds between looks for changed profiles; a query never sees data older than this.
+        Seconds between looks for changed profiles.
     clock : callable, default utcnow
         The current aware UTC time (tests move it).
+    rebuild_in_background : bool, default True
+        False rebuilds inside the query that finds the index out of date (for tests whose
+        sessions share one connection, which a second thread must not use).
     """
 
     def __init__(
@@ -137,23 +164,40 @@ class MatchingService:
         *,
         poll_interval: float = 0.5,
         clock: Callable[[], datetime] = utcnow,
+        rebuild_in_background: bool = True,
     ) -> None:
         self.session_factory = session_factory
         self.poll_interval = poll_interval
         self.clock = clock
+        self.rebuild_in_background = rebuild_in_background
         self._state: _State | None = None
-        self._lock = threading.Lock()
+        self._first_build = threading.Lock()
+        self._polling = threading.Lock()
+        self._rebuilding = threading.Lock()
 
     def index(self) -> MatchIndex:
-        """The index, built or refreshed first if it is due."""
-        with self._lock:
-            state = self._state
-            week_start = next_week_start(self.clock())
-            if state is None or state.week_start != week_start:
-                state = self._state = self._build(week_start)
-            elif time.monotonic() - state.polled_at >= self.poll_interval:
+        """The index to answer from now: built first if there is none yet, else never waited for.
+
+        A due poll runs in the calling thread unless another thread is already polling; a
+        due rebuild starts in the background.
+        """
+        state = self._state
+        if state is None:
+            with self._first_build:
+                if self._state is None:
+                    self._state = self._build(next_week_start(self.clock()))
+                return self._state.index
+        week_start = next_week_start(self.clock())
+        if state.week_start != week_start:
+            self._rebuild(week_start)
+        elif time.monotonic() - state.polled_at >= self.poll_interval and self._polling.acquire(
+            blocking=False
+        ):
+            try:
                 self._poll(state)
-            return state.index
+            finally:
+                self._polling.release()
+        return (self._state or state).index
 
     def _build(self, week_start: datetime) -> _State:
         started = self.clock()
@@ -162,16 +206,46 @@ class MatchingService:
             tree = {
                 row.id: row.parent_id for row in session.execute(select(Skill.id, Skill.parent_id))
             }
-            index = MatchIndex(SkillSpace(tree), week_start)
-            index.build(record for record in load_records(session) if record.active)
+            skills = SkillSpace(tree)
+            index = MatchIndex(skills, week_start)
+            # A skill created after the tree was read is left out until the next rebuild.
+            index.build(
+                _known_skills_only(record, skills)
+                for record in load_records(session)
+                if record.active
+            )
         return _State(index, week_start, taxonomy, started, time.monotonic())
+
+    def _rebuild(self, week_start: datetime) -> None:
+        """Replace the index with a new build, in the background unless told otherwise.
+
+        At most one rebuild runs at a time; a request for another while one runs is dropped,
+        since the next poll after the swap sees whatever it missed and asks again.
+        """
+        if not self._rebuilding.acquire(blocking=False):
+            return
+        if not self.rebuild_in_background:
+            try:
+                self._state = self._build(week_start)
+            finally:
+                self._rebuilding.release()
+            return
+
+        def rebuild() -> None:
+            try:
+                self._state = self._build(week_start)
+            except Exception:
+                logger.exception("rebuilding the matching index failed; kept the previous one")
+            finally:
+                self._rebuilding.release()
+
+        threading.Thread(target=rebuild, name="capex-matching-rebuild", daemon=True).start()
 
     def _poll(self, state: _State) -> None:
         started = self.clock()
         with self.session_factory() as session:
             if _taxonomy_version(session) != state.taxonomy:
-                self._state = self._build(state.week_start)
-                return
+                self._rebuild(state.week_start)
             changed = list(
                 session.scalars(
                     select(Volunteer.id).where(
@@ -180,7 +254,10 @@ class MatchingService:
                 )
             )
             records = load_records(session, changed) if changed else []
-        state.index.upsert(record for record in records if record.active)
+        skills = state.index.skill_space
+        state.index.upsert(
+            _known_skills_only(record, skills) for record in records if record.active
+        )
         state.index.remove(record.id for record in records if not record.active)
         state.watermark = started
         state.polled_at = time.monotonic()
@@ -195,13 +272,15 @@ class MatchingService:
         limit: int = 20,
     ) -> list[Match]:
         """Ranked counterparts for one volunteer, best first (see ``docs/matching.md``)."""
-        index = self.index()
         if skill is not None:
             _check_own_skill(session, volunteer_id, role, skill)
-        if volunteer_id in index:
-            return index.query(volunteer_id, role=role, skill=skill, limit=limit)
-        # Not indexed yet (registered within the poll interval): score the fresh record.
+        index = self.index()
+        if skill is not None and skill not in index.skill_space:
+            return []  # a skill newer than the index: nobody in it can offer or want it yet
+        # The asker's own record as this request's transaction sees it, never the index's
+        # copy, which may predate the profile they have just saved.
         (record,) = load_records(session, [volunteer_id])
+        record = _known_skills_only(record, index.skill_space)
         return index.query(record, role=role, skill=skill, limit=limit)
 
 

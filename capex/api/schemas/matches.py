@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_serializer
 
 from capex.api.schemas.profiles import VolunteerRef
+
+# Scores are sums of float products (0.9700000000000001); four places tell every
+# ranking apart that a person could, and read cleanly.
+SCORE_DECIMALS = 4
+
+
+def _rounded(value: float) -> float:
+    return round(value, SCORE_DECIMALS)
 
 
 class MatchReasons(BaseModel):
@@ -20,12 +28,16 @@ class MatchReasons(BaseModel):
     shared_languages: list[str] = Field(description="languages both speak, best shared first")
     wanted_skill: str = Field(description="the learner's wanted skill this pairing serves")
 
+    _round = field_serializer("skill_similarity", "level_fit")(_rounded)
+
 
 class MatchRead(BaseModel):
     volunteer: VolunteerRef
     skill: str = Field(description="the mentor's offered skill an exchange would be about")
     score: float = Field(ge=0, le=1)
     reasons: MatchReasons
+
+    _round = field_serializer("score")(_rounded)
 
 
 class MatchList(BaseModel):
