@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 from capex import migrate
 from capex.api.schemas.skills import SkillCreate
 from capex.db import make_engine
+from capex.models import Volunteer
 from capex.services import skills
 from capex.services.matches import MatchingService
 from tests.conftest import discard_database, fresh_database
@@ -37,7 +38,8 @@ def factory(request, tmp_path):
 
 def _ids(factory, service, volunteer, **query):
     with factory() as session:
-        return [m.volunteer_id for m in service.matches(session, volunteer.id, **query)]
+        asker = session.get(Volunteer, volunteer.id)  # as the request's own session sees them
+        return [m.volunteer_id for m in service.matches(session, asker, **query)]
 
 
 def _in_a_thread(call):

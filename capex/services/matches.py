@@ -32,7 +32,6 @@ from capex.models import (
     VolunteerLanguage,
 )
 from capex.models.base import utcnow
-from capex.services.profiles import open_slots_by_id
 
 # A transaction that stamped updated_at before our last poll may commit after it; looking
 # this far back on every poll catches it (upserts are idempotent).
@@ -41,16 +40,38 @@ POLL_OVERLAP = timedelta(seconds=30)
 logger = logging.getLogger("capex.matching")
 
 
-def load_records(session: Session, ids: Iterable[int] | None = None) -> list[VolunteerRecord]:
+@dataclass(frozen=True)
+class LoadedRecords:
+    """Engine records and, per volunteer id, the ``updated_at`` they are at least as new as."""
+
+    records: list[VolunteerRecord]
+    stamps: dict[int, datetime]
+
+
+def load_records(session: Session, ids: Iterable[int] | None = None) -> LoadedRecords:
     """Engine records for the given volunteers (all volunteers when ``ids`` is None).
 
-    Plain column queries, one per table, so that 100,000 volunteers load in seconds.
+    Plain column queries, one per table, so that 100,000 volunteers load in seconds. The
+    volunteers' own row (with ``updated_at``) is read first: on PostgreSQL each statement
+    sees the commits made before it, so the rows read after it are at least that new.
     """
     id_list = None if ids is None else list(ids)
 
     def restrict(statement: Any, column: Any) -> Any:
         return statement if id_list is None else statement.where(column.in_(id_list))
 
+    volunteers = session.execute(
+        restrict(
+            select(
+                Volunteer.id,
+                Volunteer.is_active,
+                Volunteer.timezone,
+                Volunteer.mentor_capacity - Volunteer.accepted_as_mentor,
+                Volunteer.updated_at,
+            ),
+            Volunteer.id,
+        ).order_by(Volunteer.id)
+    ).all()
     languages: dict[int, list[tuple[str, int]]] = defaultdict(list)
     for volunteer_id, code, level in session.execute(
         restrict(
@@ -74,26 +95,20 @@ def load_records(session: Session, ids: Iterable[int] | None = None) -> list[Vol
         slots[volunteer_id].append((weekday, start, end))
     offers = _skill_entries(session, SkillOffer, restrict)
     wants = _skill_entries(session, SkillWant, restrict)
-    open_slots = open_slots_by_id(session, id_list)
-    records = []
-    for volunteer_id, active, timezone in session.execute(
-        restrict(
-            select(Volunteer.id, Volunteer.is_active, Volunteer.timezone), Volunteer.id
-        ).order_by(Volunteer.id)
-    ):
-        records.append(
-            VolunteerRecord(
-                id=volunteer_id,
-                active=bool(active),
-                timezone=timezone,
-                languages=tuple(languages.get(volunteer_id, ())),
-                slots=tuple(sorted(slots.get(volunteer_id, ()))),
-                offers=tuple(offers.get(volunteer_id, ())),
-                wants=tuple(wants.get(volunteer_id, ())),
-                open_slots=open_slots.get(volunteer_id, 0),
-            )
+    records = [
+        VolunteerRecord(
+            id=volunteer_id,
+            active=bool(active),
+            timezone=timezone,
+            languages=tuple(languages.get(volunteer_id, ())),
+            slots=tuple(sorted(slots.get(volunteer_id, ()))),
+            offers=tuple(offers.get(volunteer_id, ())),
+            wants=tuple(wants.get(volunteer_id, ())),
+            open_slots=int(open_slots),
         )
-    return records
+        for volunteer_id, active, timezone, open_slots, _ in volunteers
+    ]
+    return LoadedRecords(records, {row[0]: row[4] for row in volunteers})
 
 
 def _skill_entries(
@@ -130,6 +145,8 @@ def _known_skills_only(record: VolunteerRecord, skills: SkillSpace) -> Volunteer
 @dataclass
 class _State:
     index: MatchIndex
+    # Per indexed volunteer: the updated_at its row in the index is at least as new as.
+    stamps: dict[int, datetime]
     week_start: datetime
     taxonomy: tuple[int, datetime | None]
     watermark: datetime
@@ -181,12 +198,15 @@ class MatchingService:
         A due poll runs in the calling thread unless another thread is already polling; a
         due rebuild starts in the background.
         """
+        return self._current().index
+
+    def _current(self) -> _State:
         state = self._state
         if state is None:
             with self._first_build:
                 if self._state is None:
                     self._state = self._build(next_week_start(self.clock()))
-                return self._state.index
+                return self._state
         week_start = next_week_start(self.clock())
         if state.week_start != week_start:
             self._rebuild(week_start)
@@ -197,7 +217,7 @@ class MatchingService:
                 self._poll(state)
             finally:
                 self._polling.release()
-        return (self._state or state).index
+        return self._state or state
 
     def _build(self, week_start: datetime) -> _State:
         started = self.clock()
@@ -208,13 +228,13 @@ class MatchingService:
             }
             skills = SkillSpace(tree)
             index = MatchIndex(skills, week_start)
+            loaded = load_records(session)
             # A skill created after the tree was read is left out until the next rebuild.
             index.build(
-                _known_skills_only(record, skills)
-                for record in load_records(session)
-                if record.active
+                _known_skills_only(record, skills) for record in loaded.records if record.active
             )
-        return _State(index, week_start, taxonomy, started, time.monotonic())
+        stamps = {record.id: loaded.stamps[record.id] for record in loaded.records if record.active}
+        return _State(index, stamps, week_start, taxonomy, started, time.monotonic())
 
     def _rebuild(self, week_start: datetime) -> None:
         """Replace the index with a new build, in the background unless told otherwise.
@@ -253,33 +273,44 @@ class MatchingService:
                     )
                 )
             )
-            records = load_records(session, changed) if changed else []
+            loaded = load_records(session, changed) if changed else LoadedRecords([], {})
         skills = state.index.skill_space
-        state.index.upsert(
-            _known_skills_only(record, skills) for record in records if record.active
-        )
-        state.index.remove(record.id for record in records if not record.active)
+        active = [record for record in loaded.records if record.active]
+        inactive = [record.id for record in loaded.records if not record.active]
+        for volunteer_id in inactive:
+            state.stamps.pop(volunteer_id, None)
+        state.index.upsert(_known_skills_only(record, skills) for record in active)
+        state.index.remove(inactive)
+        # Only now that the rows are in: a stamp must never claim a row not yet upserted.
+        state.stamps.update((record.id, loaded.stamps[record.id]) for record in active)
         state.watermark = started
         state.polled_at = time.monotonic()
 
     def matches(
         self,
         session: Session,
-        volunteer_id: int,
+        volunteer: Volunteer,
         *,
         role: Role,
         skill: str | None = None,
         limit: int = 20,
     ) -> list[Match]:
-        """Ranked counterparts for one volunteer, best first (see ``docs/matching.md``)."""
+        """Ranked counterparts for one volunteer, best first (see ``docs/matching.md``).
+
+        ``volunteer`` is the asker as this request's transaction sees them: the index's copy
+        of them is used only when it is at least that new, else their record is read afresh,
+        so that a volunteer is always ranked on the profile they have just saved.
+        """
         if skill is not None:
-            _check_own_skill(session, volunteer_id, role, skill)
-        index = self.index()
+            _check_own_skill(session, volunteer.id, role, skill)
+        state = self._current()
+        index = state.index
         if skill is not None and skill not in index.skill_space:
             return []  # a skill newer than the index: nobody in it can offer or want it yet
-        # The asker's own record as this request's transaction sees it, never the index's
-        # copy, which may predate the profile they have just saved.
-        (record,) = load_records(session, [volunteer_id])
+        stamp = state.stamps.get(volunteer.id)
+        if stamp is not None and stamp >= volunteer.updated_at and volunteer.id in index:
+            return index.query(volunteer.id, role=role, skill=skill, limit=limit)
+        (record,) = load_records(session, [volunteer.id]).records
         record = _known_skills_only(record, index.skill_space)
         return index.query(record, role=role, skill=skill, limit=limit)
 

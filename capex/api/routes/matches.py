@@ -36,7 +36,7 @@ def my_matches(
 ) -> dict[str, Any]:
     """Ranked candidates, best first, each with the reasons for its score."""
     matching: MatchingService = request.app.state.matching
-    found = matching.matches(session, me.id, role=role, skill=skill, limit=limit)
+    found = matching.matches(session, me, role=role, skill=skill, limit=limit)
     refs = volunteer_refs(session, (match.volunteer_id for match in found))
     return {
         "role": role,
