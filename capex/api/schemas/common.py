@@ -5,9 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, Generic, TypeVar
+import unicodedata
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from capex.errors import Invalid, field_error
 
@@ -22,8 +31,62 @@ class Schema(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+# Tab and newline are text; every other control character (NUL, carriage return, escape,
+# the C1 range) and lone surrogates are refused. PostgreSQL cannot store a NUL and SQLite
+# cuts a LIKE pattern at one, so letting them through made the databases disagree.
+_ALLOWED_CONTROLS = frozenset("\t\n")
+
+
+def control_character(text: str) -> str | None:
+    """The first character of ``text`` that no text field may hold, as 'U+0000', or None."""
+    for character in text:
+        if character in _ALLOWED_CONTROLS:
+            continue
+        if unicodedata.category(character) in ("Cc", "Cs"):
+            return f"U+{ord(character):04X}"
+    return None
+
+
+def _control_character_error(character: str, where: str = "") -> PydanticCustomError:
+    return PydanticCustomError(
+        "control_character",
+        "{where}holds the control character {character}; only tab and newline are allowed",
+        {"where": where, "character": character},
+    )
+
+
+def refuse_control_characters(text: str) -> str:
+    """The text unchanged, or a validation error naming its first control character."""
+    found = control_character(text)
+    if found is not None:
+        raise _control_character_error(found)
+    return text
+
+
+# A text parameter (query, header or path) that reaches a query.
+PlainText = Annotated[str, AfterValidator(refuse_control_characters)]
+
+
 class InputSchema(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """Base of every request body: unknown fields, loose numbers and control characters are 422.
+
+    ``strict`` keeps JSON ``true`` or ``"3"`` from passing as a number (pydantic's lax mode
+    reads them as 1 and 3); query and path parameters are not bodies and still parse "5".
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: object, info: ValidationInfo) -> object:
+        # Before the field's own rules, so that a NUL is named as such (not as a bad slug)
+        # and so that whitespace stripping cannot quietly remove a trailing carriage return.
+        texts = value if isinstance(value, list) else [value]
+        for index, text in enumerate(texts):
+            if isinstance(text, str) and (found := control_character(text)) is not None:
+                where = f"item {index} " if isinstance(value, list) else ""
+                raise _control_character_error(found, where)
+        return value
 
 
 class Page(BaseModel, Generic[T]):
@@ -43,7 +106,10 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    errors: list[FieldProblem] | None = None
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="the first 50 field errors of a 422"
+    )
+    error_count: int | None = Field(default=None, description="how many field errors there were")
 
 
 def encode_cursor(position: dict[str, Any]) -> str:
