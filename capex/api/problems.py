@@ -72,10 +72,7 @@ def _describe(errors: list[dict[str, Any]], total: int) -> str:
     if total == 1:
         return f"{shown}: {first}"
     if total > len(listed):
-        return (
-            f"{total} problems in the request; errors lists the first {len(listed)} "
-            f"({shown})"
-        )
+        return f"{total} problems in the request; errors lists the first {len(listed)} ({shown})"
     return f"{total} problems in the request ({shown}); see errors"
 
 

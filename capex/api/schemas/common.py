@@ -136,6 +136,8 @@ def cursor_position(cursor: str | None, key: str, kind: type[int] | type[str]) -
     valid = isinstance(value, kind) and not isinstance(value, bool)
     if isinstance(value, int) and not 0 <= value <= MAX_ID:
         valid = False
+    if isinstance(value, str) and control_character(value) is not None:
+        valid = False
     if not valid:
         raise Invalid(
             "the cursor is not one this service gave out",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from capex.api.schemas.common import InputSchema, Schema
 
@@ -55,11 +55,34 @@ class SkillCreate(InputSchema):
 
 
 class SkillUpdate(InputSchema):
+    """Some fields of a skill (PATCH): only those given change; ``wikidata: null`` clears it."""
+
     name: Annotated[str, Field(min_length=1, max_length=120)] | None = None
     description: Annotated[str, Field(max_length=1000)] | None = None
-    parent: SkillId | None = None
+    parent: SkillId | None = Field(default=None, description="move the skill under this one")
+    root: Literal[True] | None = Field(
+        default=None, description="true: make the skill a root area (it leaves its parent)"
+    )
     aliases: Aliases | None = None
     wikidata: WikidataItem | None = None
+
+    @field_validator("name", "description", "aliases", "root", "parent")
+    @classmethod
+    def _not_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is None and info.field_name == "parent":
+            # A null parent used to make the skill an extra root area by accident.
+            raise ValueError(
+                'parent cannot be null; to make the skill a root area send "root": true'
+            )
+        if value is None:
+            raise ValueError(f"{info.field_name} cannot be null; leave it out to keep it")
+        return value
+
+    @model_validator(mode="after")
+    def _root_or_parent(self) -> SkillUpdate:
+        if self.root and self.parent is not None:
+            raise ValueError('give "parent" or "root": true, not both')
+        return self
 
 
 class SkillRef(Schema):
