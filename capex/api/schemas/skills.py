@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from capex.api.schemas.common import InputSchema, Schema
 
@@ -13,7 +20,16 @@ SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 WIKIDATA_PATTERN = r"^Q[1-9][0-9]{0,11}$"
 
 SkillId = Annotated[str, Field(min_length=1, max_length=64, pattern=SLUG_PATTERN)]
-WikidataItem = Annotated[str, Field(pattern=WIKIDATA_PATTERN)]
+
+
+def _explain_wikidata(value: object) -> object:
+    # Before the pattern, whose own message shows the regular expression.
+    if isinstance(value, str) and not re.match(WIKIDATA_PATTERN, value):
+        raise ValueError("a Wikidata item is 'Q' and its number, for example 'Q52'")
+    return value
+
+
+WikidataItem = Annotated[str, Field(pattern=WIKIDATA_PATTERN), BeforeValidator(_explain_wikidata)]
 
 
 def _clean_aliases(aliases: list[str]) -> list[str]:
