@@ -345,3 +345,19 @@ def test_patch_skill_root_with_a_parent_or_false_is_422(client, coordinator):
         client.patch(f"{SKILLS}/lua", json={"root": False}, headers=coordinator), "body.root"
     )
     assert client.get(f"{SKILLS}/lua").json()["parent"] == "templates-modules"
+
+
+# The published bounds
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="capex/api/app.py (not this branch's file) must put body_models() in components",
+)
+def test_openapi_publishes_id_bounds_as_the_integers_the_server_takes(client):
+    document = client.get("/openapi.json").json()
+    mentor_id = document["components"]["schemas"]["ExchangeCreate"]["properties"]["mentor_id"]
+    assert mentor_id["maximum"] == MAX_ID
+    assert isinstance(mentor_id["maximum"], int)
+    path = document["paths"][f"{API}/exchanges/{{exchange_id}}"]["get"]["parameters"][0]
+    assert path["schema"]["maximum"] == MAX_ID

@@ -89,6 +89,22 @@ class InputSchema(BaseModel):
         return value
 
 
+def body_models() -> list[type[InputSchema]]:
+    """Every request body model (each subclass of InputSchema, nested ones too).
+
+    FastAPI's OpenAPI document types ``maximum`` as a float, so that a bound of 2^63-1 is
+    published as 9.223372036854776e+18 (2^63); the document keeps the models' own JSON
+    schemas exact by putting these in its components as pydantic writes them.
+    """
+    found: list[type[InputSchema]] = []
+    pending = list(InputSchema.__subclasses__())
+    while pending:
+        model = pending.pop(0)
+        found.append(model)
+        pending.extend(model.__subclasses__())
+    return found
+
+
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
