@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import unicodedata
+import re
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -13,7 +13,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationInfo,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -34,17 +33,14 @@ class Schema(BaseModel):
 # Tab and newline are text; every other control character (NUL, carriage return, escape,
 # the C1 range) and lone surrogates are refused. PostgreSQL cannot store a NUL and SQLite
 # cuts a LIKE pattern at one, so letting them through made the databases disagree.
-_ALLOWED_CONTROLS = frozenset("\t\n")
+# Unicode's control characters (category Cc) less tab and newline, and lone surrogates.
+_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def control_character(text: str) -> str | None:
     """The first character of ``text`` that no text field may hold, as 'U+0000', or None."""
-    for character in text:
-        if character in _ALLOWED_CONTROLS:
-            continue
-        if unicodedata.category(character) in ("Cc", "Cs"):
-            return f"U+{ord(character):04X}"
-    return None
+    found = _CONTROL_CHARACTER.search(text)
+    return None if found is None else f"U+{ord(found.group()):04X}"
 
 
 def _control_character_error(character: str, where: str = "") -> PydanticCustomError:
@@ -78,9 +74,9 @@ class InputSchema(BaseModel):
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_control_characters(cls, value: object, info: ValidationInfo) -> object:
-        # Before the field's own rules, so that a NUL is named as such (not as a bad slug)
-        # and so that whitespace stripping cannot quietly remove a trailing carriage return.
+    def _no_control_characters(cls, value: object) -> object:
+        # Before the field's own rules, so that whitespace stripping cannot quietly remove
+        # a trailing carriage return or vertical tab.
         texts = value if isinstance(value, list) else [value]
         for index, text in enumerate(texts):
             if isinstance(text, str) and (found := control_character(text)) is not None:
