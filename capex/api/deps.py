@@ -7,11 +7,11 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Body, Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from capex.api.schemas.common import MAX_ID
+from capex.api.schemas.common import MAX_ID, control_character
 from capex.config import Settings
 from capex.errors import CapexError, Forbidden, Unauthorized
 from capex.models import Volunteer
@@ -97,6 +97,27 @@ async def client_address(request: Request) -> str:
 
 
 ClientAddress = Annotated[str, Depends(client_address)]
+
+
+async def sign_in_form(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+) -> OAuth2PasswordRequestForm:
+    """The OAuth2 password form, its fields held to the rule of every text field."""
+    errors = [
+        {
+            "loc": ("body", name),
+            "msg": f"holds the control character {found}; only tab and newline are allowed",
+            "type": "control_character",
+        }
+        for name in ("username", "password")
+        if (found := control_character(getattr(form, name))) is not None
+    ]
+    if errors:
+        raise RequestValidationError(errors)
+    return form
+
+
+SignInForm = Annotated[OAuth2PasswordRequestForm, Depends(sign_in_form)]
 
 
 def prefixed(errors: list[Any], prefix: str) -> list[dict[str, Any]]:

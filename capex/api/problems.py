@@ -16,6 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from capex.errors import CapexError
 
 PROBLEM_JSON = "application/problem+json"
+# A 422 lists at most this many field errors (and says how many there were): a body of a
+# million bad keys must not be answered with a million entries.
+MAX_LISTED_ERRORS = 50
 logger = logging.getLogger("capex.api")
 
 
@@ -29,8 +32,10 @@ def problem(
     *,
     title: str | None = None,
     errors: Sequence[dict[str, Any]] | None = None,
+    error_count: int | None = None,
     headers: dict[str, str] | None = None,
 ) -> ProblemResponse:
+    """A problem document; ``errors`` past the first MAX_LISTED_ERRORS are only counted."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title or HTTPStatus(status).phrase,
@@ -38,7 +43,8 @@ def problem(
         "detail": detail,
     }
     if errors is not None:
-        body["errors"] = list(errors)
+        body["errors"] = list(errors[:MAX_LISTED_ERRORS])
+        body["error_count"] = len(errors) if error_count is None else error_count
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
@@ -48,6 +54,7 @@ def _message(error: dict[str, Any]) -> str:
 
 
 def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic's errors as ``{loc, msg}`` entries."""
     return [
         {
             "loc": [part for part in error.get("loc", ()) if part != "function-after"],
@@ -57,21 +64,27 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _describe(errors: list[dict[str, Any]]) -> str:
-    fields = [".".join(str(part) for part in error["loc"]) or "request" for error in errors]
+def _describe(errors: list[dict[str, Any]], total: int) -> str:
+    listed = errors[:MAX_LISTED_ERRORS]
+    fields = [".".join(str(part) for part in error["loc"]) or "request" for error in listed]
     shown = ", ".join(dict.fromkeys(fields))
     first = errors[0]["msg"] if errors else "invalid input"
-    if len(errors) == 1:
+    if total == 1:
         return f"{shown}: {first}"
-    return f"{len(errors)} problems in the request ({shown}); see errors"
+    if total > len(listed):
+        return f"{total} problems in the request; errors lists the first {len(listed)} ({shown})"
+    return f"{total} problems in the request ({shown}); see errors"
 
 
 async def _capex_error(_request: Request, error: Exception) -> ProblemResponse:
     assert isinstance(error, CapexError)
     errors = getattr(error, "errors", None)
+    detail = error.detail
+    if errors and len(errors) > MAX_LISTED_ERRORS:
+        detail += f" ({len(errors)} problems; errors lists the first {MAX_LISTED_ERRORS})"
     return problem(
         error.status,
-        error.detail,
+        detail,
         title=error.title,
         errors=errors if errors else None,
         headers=error.headers or None,
@@ -88,8 +101,15 @@ async def _validation_error(_request: Request, error: Exception) -> ProblemRespo
             f"the request body is not valid JSON ({ctx.get('error', 'malformed')})",
             title="Malformed JSON",
         )
-    errors = validation_errors(raw)
-    return problem(422, _describe(errors), title="Unprocessable content", errors=errors)
+    # Only the listed errors are turned into entries; the rest are only counted.
+    errors = validation_errors(raw[:MAX_LISTED_ERRORS])
+    return problem(
+        422,
+        _describe(errors, len(raw)),
+        title="Unprocessable content",
+        errors=errors,
+        error_count=len(raw),
+    )
 
 
 async def _http_error(request: Request, error: Exception) -> ProblemResponse:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -44,8 +44,18 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# Every integer key (an ``id`` and each foreign key to one) is 64-bit, the range the API
+# publishes for ids; on PostgreSQL an INTEGER key made a larger id in a request fail as
+# unstorable instead of being not found. SQLite keeps INTEGER: only ``INTEGER PRIMARY KEY``
+# is the rowid (and autoincrements), and its INTEGER already holds 64 bits.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # A column annotated ``Mapped[int]`` without a type of its own is a key; counts and
+    # levels name SmallInteger or Integer.
+    type_annotation_map: ClassVar[dict[Any, Any]] = {int: Id}
 
 
 class TimestampMixin:

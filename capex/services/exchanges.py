@@ -144,10 +144,10 @@ def apply(
         sides = sorted({side for t in allowed for side in t.who} - {"system"})
         raise Forbidden(f"only the {' or the '.join(sides)} may {action} this exchange")
     if action != "expire" and effective_state(exchange, settings) == "expired":
-        raise Conflict(f"the request expired unanswered; it cannot be {action}ed")
+        raise Conflict(f"the request expired unanswered; it cannot be {allowed[0].to_state}")
     transition = next((t for t in allowed if t.from_state == exchange.state), None)
     if transition is None:
-        raise Conflict(f"the exchange is {exchange.state}; it cannot be {action}ed")
+        raise Conflict(f"the exchange is {exchange.state}; it cannot be {allowed[0].to_state}")
     return _transition(session, settings, exchange, transition, actor, note)
 
 

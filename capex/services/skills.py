@@ -174,13 +174,16 @@ def create_skill(session: Session, data: SkillCreate) -> Skill:
 
 
 def update_skill(session: Session, skill_id: str, data: SkillUpdate) -> Skill:
+    """Change the fields given; a skill becomes a root area only by ``root: true``."""
     skill = session.scalars(
         select(Skill).options(selectinload(Skill.aliases)).where(Skill.id == skill_id)
     ).first()
     if skill is None:
         raise NotFound(f"no skill {skill_id!r}")
     changes = data.model_dump(exclude_unset=True)
-    if "parent" in changes:
+    if changes.get("root"):
+        skill.parent_id = None
+    elif "parent" in changes:
         _check_parent(parents(session), skill_id, changes["parent"], ["body", "parent"])
         skill.parent_id = changes["parent"]
     for field in ("name", "description"):
@@ -249,15 +252,19 @@ def import_skills(session: Session, documents: Any) -> ImportResult:
             existing.add(entry.id)
             created += 1
         else:
+            # A file's parentless entry is a root area: that is what the file says.
+            placement = {"parent": entry.parent} if entry.parent else {"root": True}
             update_skill(
                 session,
                 entry.id,
-                SkillUpdate(
-                    name=entry.name,
-                    description=entry.description,
-                    parent=entry.parent,
-                    aliases=entry.aliases,
-                    wikidata=entry.wikidata,
+                SkillUpdate.model_validate(
+                    {
+                        "name": entry.name,
+                        "description": entry.description,
+                        "aliases": entry.aliases,
+                        "wikidata": entry.wikidata,
+                        **placement,
+                    }
                 ),
             )
             updated += 1

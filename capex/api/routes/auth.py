@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response, status
 
-from fastapi import APIRouter, Depends, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
-
-from capex.api.deps import ClientAddress, SessionDep, SettingsDep, TokenDep
+from capex.api.deps import ClientAddress, SessionDep, SettingsDep, SignInForm, TokenDep
 from capex.api.schemas.common import Problem
 from capex.api.schemas.profiles import MeRead, RegisterIn, TokenRead
 from capex.services import accounts, profiles
@@ -33,7 +30,7 @@ def register(data: RegisterIn, session: SessionDep) -> dict[str, object]:
     responses={401: {"model": Problem}, 429: {"model": Problem}},
 )
 def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: SignInForm,
     session: SessionDep,
     settings: SettingsDep,
     address: ClientAddress,

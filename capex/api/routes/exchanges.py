@@ -13,6 +13,7 @@ from capex.api.schemas.common import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     Page,
+    PlainText,
     Problem,
     cursor_position,
     encode_cursor,
@@ -79,7 +80,7 @@ def request_exchange(
     settings: SettingsDep,
     response: Response,
     idempotency_key: Annotated[
-        str | None,
+        PlainText | None,
         Header(
             min_length=1,
             max_length=255,

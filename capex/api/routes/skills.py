@@ -11,6 +11,7 @@ from capex.api.schemas.common import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     Page,
+    PlainText,
     Problem,
     cursor_position,
     encode_cursor,
@@ -26,10 +27,11 @@ router = APIRouter(tags=["skills"])
 def list_skills(
     session: SessionDep,
     q: Annotated[
-        str | None, Query(min_length=1, max_length=100, description="in names and aliases")
+        PlainText | None, Query(min_length=1, max_length=100, description="in names and aliases")
     ] = None,
     parent: Annotated[
-        str | None, Query(max_length=64, description="children of this skill; empty for the roots")
+        PlainText | None,
+        Query(max_length=64, description="children of this skill; empty for the roots"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -46,7 +48,7 @@ def list_skills(
 
 
 @router.get("/skills/{skill_id}", response_model=SkillDetail, responses={404: {"model": Problem}})
-def read_skill(skill_id: str, session: SessionDep) -> dict[str, Any]:
+def read_skill(skill_id: PlainText, session: SessionDep) -> dict[str, Any]:
     """One skill, with its children and its path from the root."""
     detail = skill_service.get_skill(session, skill_id)
     return {
@@ -75,7 +77,7 @@ def create_skill(
     responses={403: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}},
 )
 def update_skill(
-    skill_id: str, data: SkillUpdate, _coordinator: Coordinator, session: SessionDep
+    skill_id: PlainText, data: SkillUpdate, _coordinator: Coordinator, session: SessionDep
 ) -> dict[str, Any]:
     """Edit a skill (coordinators only)."""
     return skill_service.skill_document(skill_service.update_skill(session, skill_id, data))

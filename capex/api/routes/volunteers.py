@@ -11,6 +11,7 @@ from capex.api.schemas.common import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     Page,
+    PlainText,
     Problem,
     cursor_position,
     encode_cursor,
@@ -34,7 +35,7 @@ def list_volunteers(
     wants: Annotated[SkillId | None, Query(description="wants this skill or one below it")] = None,
     language: Annotated[LanguageCode | None, Query(description="'pt' also finds 'pt-BR'")] = None,
     region: Annotated[Region | None, Query()] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    q: Annotated[PlainText | None, Query(min_length=1, max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:

@@ -5,9 +5,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, Generic, TypeVar
+import re
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from capex.errors import Invalid, field_error
 
@@ -22,8 +30,75 @@ class Schema(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+# Tab and newline are text; every other control character (NUL, carriage return, escape,
+# the C1 range) and lone surrogates are refused. PostgreSQL cannot store a NUL and SQLite
+# cuts a LIKE pattern at one, so letting them through made the databases disagree.
+# Unicode's control characters (category Cc) less tab and newline, and lone surrogates.
+_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def control_character(text: str) -> str | None:
+    """The first character of ``text`` that no text field may hold, as 'U+0000', or None."""
+    found = _CONTROL_CHARACTER.search(text)
+    return None if found is None else f"U+{ord(found.group()):04X}"
+
+
+def _control_character_error(character: str, where: str = "") -> PydanticCustomError:
+    return PydanticCustomError(
+        "control_character",
+        "{where}holds the control character {character}; only tab and newline are allowed",
+        {"where": where, "character": character},
+    )
+
+
+def refuse_control_characters(text: str) -> str:
+    """The text unchanged, or a validation error naming its first control character."""
+    found = control_character(text)
+    if found is not None:
+        raise _control_character_error(found)
+    return text
+
+
+# A text parameter (query, header or path) that reaches a query.
+PlainText = Annotated[str, AfterValidator(refuse_control_characters)]
+
+
 class InputSchema(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """Base of every request body: unknown fields, loose numbers and control characters are 422.
+
+    ``strict`` keeps JSON ``true`` or ``"3"`` from passing as a number (pydantic's lax mode
+    reads them as 1 and 3); query and path parameters are not bodies and still parse "5".
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        # Before the field's own rules, so that whitespace stripping cannot quietly remove
+        # a trailing carriage return or vertical tab.
+        texts = value if isinstance(value, list) else [value]
+        for index, text in enumerate(texts):
+            if isinstance(text, str) and (found := control_character(text)) is not None:
+                where = f"item {index} " if isinstance(value, list) else ""
+                raise _control_character_error(found, where)
+        return value
+
+
+def body_models() -> list[type[InputSchema]]:
+    """Every request body model (each subclass of InputSchema, nested ones too).
+
+    FastAPI's OpenAPI document types ``maximum`` as a float, so that a bound of 2^63-1 is
+    published as 9.223372036854776e+18 (2^63); the document keeps the models' own JSON
+    schemas exact by putting these in its components as pydantic writes them.
+    """
+    found: list[type[InputSchema]] = []
+    pending = list(InputSchema.__subclasses__())
+    while pending:
+        model = pending.pop(0)
+        found.append(model)
+        pending.extend(model.__subclasses__())
+    return found
 
 
 class Page(BaseModel, Generic[T]):
@@ -43,7 +118,10 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    errors: list[FieldProblem] | None = None
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="the first 50 field errors of a 422"
+    )
+    error_count: int | None = Field(default=None, description="how many field errors there were")
 
 
 def encode_cursor(position: dict[str, Any]) -> str:
@@ -69,6 +147,8 @@ def cursor_position(cursor: str | None, key: str, kind: type[int] | type[str]) -
     value = None if position is None else position.get(key)
     valid = isinstance(value, kind) and not isinstance(value, bool)
     if isinstance(value, int) and not 0 <= value <= MAX_ID:
+        valid = False
+    if isinstance(value, str) and control_character(value) is not None:
         valid = False
     if not valid:
         raise Invalid(

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from capex.api.schemas.common import InputSchema, Schema
 
@@ -13,7 +20,16 @@ SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 WIKIDATA_PATTERN = r"^Q[1-9][0-9]{0,11}$"
 
 SkillId = Annotated[str, Field(min_length=1, max_length=64, pattern=SLUG_PATTERN)]
-WikidataItem = Annotated[str, Field(pattern=WIKIDATA_PATTERN)]
+
+
+def _explain_wikidata(value: object) -> object:
+    # Before the pattern, whose own message shows the regular expression.
+    if isinstance(value, str) and not re.match(WIKIDATA_PATTERN, value):
+        raise ValueError("a Wikidata item is 'Q' and its number, for example 'Q52'")
+    return value
+
+
+WikidataItem = Annotated[str, Field(pattern=WIKIDATA_PATTERN), BeforeValidator(_explain_wikidata)]
 
 
 def _clean_aliases(aliases: list[str]) -> list[str]:
@@ -55,11 +71,34 @@ class SkillCreate(InputSchema):
 
 
 class SkillUpdate(InputSchema):
+    """Some fields of a skill (PATCH): only those given change; ``wikidata: null`` clears it."""
+
     name: Annotated[str, Field(min_length=1, max_length=120)] | None = None
     description: Annotated[str, Field(max_length=1000)] | None = None
-    parent: SkillId | None = None
+    parent: SkillId | None = Field(default=None, description="move the skill under this one")
+    root: Literal[True] | None = Field(
+        default=None, description="true: make the skill a root area (it leaves its parent)"
+    )
     aliases: Aliases | None = None
     wikidata: WikidataItem | None = None
+
+    @field_validator("name", "description", "aliases", "root", "parent")
+    @classmethod
+    def _not_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is None and info.field_name == "parent":
+            # A null parent used to make the skill an extra root area by accident.
+            raise ValueError(
+                'parent cannot be null; to make the skill a root area send "root": true'
+            )
+        if value is None:
+            raise ValueError(f"{info.field_name} cannot be null; leave it out to keep it")
+        return value
+
+    @model_validator(mode="after")
+    def _root_or_parent(self) -> SkillUpdate:
+        if self.root and self.parent is not None:
+            raise ValueError('give "parent" or "root": true, not both')
+        return self
 
 
 class SkillRef(Schema):
