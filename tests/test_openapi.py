@@ -153,3 +153,13 @@ def test_405_allows_every_method_of_the_path(client, document):
         answer = client.request(unused, concrete(path))
         assert answer.status_code == 405, (unused, path)
         assert set(answer.headers["allow"].split(", ")) == methods, path
+
+
+def test_writes_document_the_409_of_a_lost_race(document):
+    # Any write can lose a race that a unique index or a check referees (answered 409).
+    undocumented = [
+        (method, path)
+        for method, path, operation in operations(document)
+        if method in ("POST", "PUT", "PATCH", "DELETE") and "409" not in operation["responses"]
+    ]
+    assert undocumented == []

@@ -16,7 +16,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel
 
-from capex.api.deps import get_coordinator, get_token
+from capex.api.deps import get_coordinator, get_session, get_token
 from capex.api.problems import PROBLEM_JSON
 from capex.api.schemas.common import Problem
 from capex.api.schemas.profiles import ProfileReplace, ProfileUpdate
@@ -32,7 +32,8 @@ MEANINGS = {
     401: "Sign in first: the bearer token is missing, unknown, expired or revoked.",
     403: "Signed in, but not allowed to do this.",
     404: "Nothing of that id here, or nothing the caller may see.",
-    409: "The request conflicts with the current state; read it again.",
+    409: "The change conflicts with the current state, or with another change made meanwhile;"
+    " read and retry.",
     413: "The body is larger than the server accepts.",
     422: "A parameter or a field of the body breaks a rule; `errors` names each one.",
     429: "Too many failed attempts; retry after the seconds that `Retry-After` gives.",
@@ -83,7 +84,7 @@ def complete(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
             continue
         for method in route.methods or ():
             operation = schema["paths"][route.path_format][method.lower()]
-            for status in sorted(error_statuses(route, operation)):
+            for status in sorted(error_statuses(route, method, operation)):
                 operation["responses"].setdefault(str(status), {})
             _describe_errors(operation)
     # FastAPI's own 422 shape is never sent: the problem document replaced it.
@@ -94,7 +95,7 @@ def complete(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def error_statuses(route: RouteContext, operation: dict[str, Any]) -> set[int]:
+def error_statuses(route: RouteContext, method: str, operation: dict[str, Any]) -> set[int]:
     """The error statuses the shared mechanisms may answer for this operation."""
     calls = set(_calls(route.dependant))
     has_body = "requestBody" in operation or route.body_field is not None
@@ -109,6 +110,9 @@ def error_statuses(route: RouteContext, operation: dict[str, Any]) -> set[int]:
         statuses.add(401)
     if get_coordinator in calls:
         statuses.add(403)
+    if get_session in calls and method not in ("GET", "HEAD"):
+        # A write the database refuses (a unique index, a check) is answered 409.
+        statuses.add(409)
     return statuses
 
 
