@@ -26,6 +26,10 @@ from capex.api.schemas.profiles import ProfileReplace, ProfileUpdate
 MANUAL_BODIES: tuple[type[BaseModel], ...] = (ProfileReplace, ProfileUpdate)
 
 PROBLEM_REF = "#/components/schemas/Problem"
+BEARER = (
+    "Send `Authorization: Bearer <access_token>`, the token that `POST /api/v1/auth/token`"
+    " gives for a username and password."
+)
 
 MEANINGS = {
     400: "The body is not well-formed: malformed JSON, not UTF-8, or an unreadable form.",
@@ -87,6 +91,8 @@ def complete(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
             for status in sorted(error_statuses(route, method, operation)):
                 operation["responses"].setdefault(str(status), {})
             _describe_errors(operation)
+    for scheme in schema["components"].get("securitySchemes", {}).values():
+        scheme.setdefault("description", BEARER)
     # FastAPI's own 422 shape is never sent: the problem document replaced it.
     referenced = _refs(schema["paths"])
     for name in ("HTTPValidationError", "ValidationError"):
