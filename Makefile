@@ -1,6 +1,8 @@
 # `make run` installs capex into .venv and serves it on http://127.0.0.1:8000 (SQLite file
 # capex.db, with DEMO demo volunteers loaded when the database is empty; DEMO=0 for none).
 # `make test` installs capex with its test tools and runs the whole test suite.
+# `make schemathesis` probes a live `capex serve` against its own OpenAPI document, on SQLite
+# and PostgreSQL (scripts/schemathesis; a few minutes).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test lint bench clean
+.PHONY: run test schemathesis lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +28,10 @@ test: $(BIN)/.installed
 	scripts/ensure-postgres
 	scripts/ensure-chromium
 	$(BIN)/python -m pytest
+
+schemathesis: $(BIN)/.installed
+	scripts/ensure-postgres
+	$(BIN)/python scripts/schemathesis
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check capex tests bench alembic

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from capex import __version__
-from capex.api import logs, problems
+from capex.api import logs, openapi, problems
 from capex.api.routes import (
     auth,
     exchanges,
@@ -23,7 +23,6 @@ from capex.api.routes import (
     skills,
     volunteers,
 )
-from capex.api.schemas.profiles import ProfileReplace, ProfileUpdate
 from capex.config import Settings, get_settings
 from capex.db import get_session_factory
 from capex.services import maintenance
@@ -75,25 +74,5 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(web_routes.router)
     app.add_middleware(logs.AccessLogMiddleware)
-    _document_manual_bodies(app)
+    openapi.install(app)
     return app
-
-
-def _document_manual_bodies(app: FastAPI) -> None:
-    # The profile endpoints validate their body themselves (to name unknown skills in the
-    # same 422); put those models into the OpenAPI components they reference.
-    generate = app.openapi
-
-    def openapi() -> dict[str, object]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = generate()
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (ProfileReplace, ProfileUpdate):
-            document = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(document.pop("$defs", {}))
-            components[model.__name__] = document
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
