@@ -350,10 +350,6 @@ def test_patch_skill_root_with_a_parent_or_false_is_422(client, coordinator):
 # The published bounds
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="capex/api/app.py (not this branch's file) must put body_models() in components",
-)
 def test_openapi_publishes_id_bounds_as_the_integers_the_server_takes(client):
     document = client.get("/openapi.json").json()
     mentor_id = document["components"]["schemas"]["ExchangeCreate"]["properties"]["mentor_id"]

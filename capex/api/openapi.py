@@ -18,12 +18,7 @@ from pydantic import BaseModel
 
 from capex.api.deps import get_coordinator, get_session, get_token
 from capex.api.problems import PROBLEM_JSON
-from capex.api.schemas.common import Problem
-from capex.api.schemas.profiles import ProfileReplace, ProfileUpdate
-
-# Bodies that an endpoint validates itself (to name unknown skills in the same 422); their
-# routes reference these components, which FastAPI cannot know of.
-MANUAL_BODIES: tuple[type[BaseModel], ...] = (ProfileReplace, ProfileUpdate)
+from capex.api.schemas.common import Problem, body_models
 
 PROBLEM_REF = "#/components/schemas/Problem"
 BEARER = (
@@ -78,9 +73,12 @@ def install(app: FastAPI) -> None:
 def complete(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
     """Add the components and error answers that the generated ``schema`` lacks."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    models: tuple[type[BaseModel], ...] = (Problem, *MANUAL_BODIES)
-    for model in models:
-        _add_component(components, model)
+    # Every body model as pydantic writes it: that covers the bodies an endpoint validates
+    # itself (to name unknown skills in the same 422), which FastAPI cannot know of, and it
+    # keeps integer bounds such as 2^63-1 exact (FastAPI's own document makes them floats).
+    _add_component(components, Problem)
+    for model in body_models():
+        _add_component(components, model, replace=True)
     # Included routers nest: a route context is a route with the prefix and dependencies
     # it has where it is included, as FastAPI itself reads them for the document.
     for route in iter_route_contexts(app.routes):
@@ -150,11 +148,20 @@ def _is_generic(status: int, description: str | None) -> bool:
         return False
 
 
-def _add_component(components: dict[str, Any], model: type[BaseModel]) -> None:
+def _add_component(
+    components: dict[str, Any], model: type[BaseModel], *, replace: bool = False
+) -> None:
+    """Put ``model`` and the models it nests into ``components`` (over FastAPI's: ``replace``)."""
     document = model.model_json_schema(ref_template="#/components/schemas/{model}")
     for name, definition in document.pop("$defs", {}).items():
-        components.setdefault(name, definition)
-    components.setdefault(model.__name__, document)
+        if replace:
+            components[name] = definition
+        else:
+            components.setdefault(name, definition)
+    if replace:
+        components[model.__name__] = document
+    else:
+        components.setdefault(model.__name__, document)
 
 
 def _refs(node: Any) -> set[str]:
