@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 
 from capex.api.schemas.profiles import RegisterIn
 from capex.config import Settings
-from capex.errors import Conflict, InvalidCredentials, NotFound, TooManyRequests, Unauthorized
+from capex.errors import (
+    Conflict,
+    Forbidden,
+    InvalidCredentials,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from capex.models import AccessToken, LoginFailure, Volunteer
 from capex.models.base import utcnow
 from capex.services.exchanges import cancel_all_open
@@ -127,17 +134,21 @@ def sign_in(
     _throttle(session, settings, key, address)
     volunteer = session.scalars(select(Volunteer).where(Volunteer.username_key == key)).first()
     hasher = password_hasher()
-    if volunteer is None or not volunteer.is_active:
+    if volunteer is None:
         hasher.verify(password, _dummy_hash())
-        ok = False
+        ok, new_hash = False, None
     else:
         ok, new_hash = hasher.verify_and_update(password, volunteer.password_hash)
-        if ok and new_hash:
-            volunteer.password_hash = new_hash
     if not ok or volunteer is None:
         session.add(LoginFailure(username_key=key[:64], client_address=address[:64]))
         session.flush()
         raise InvalidCredentials("wrong username or password")
+    if not volunteer.is_active:
+        # Said only to whoever knows the password, so it reveals nothing to a guesser. 403,
+        # not 401: the credentials are right, and trying them again will not help.
+        raise Forbidden("this account was deactivated and can no longer sign in")
+    if new_hash:
+        volunteer.password_hash = new_hash
     session.execute(delete(LoginFailure).where(LoginFailure.username_key == key))
     return issue_token(session, settings, volunteer)
 
