@@ -204,9 +204,35 @@ def purge_expired(session: Session, settings: Settings) -> int:
     return int(tokens.rowcount or 0) + int(failures.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def _lock_active_coordinators(session: Session) -> set[int]:
+    """The ids of the active coordinators, their rows locked until the transaction ends.
+
+    Every change that can remove a coordinator takes this lock first, so two of them cannot
+    both count the other as the one who stays: on PostgreSQL the second waits here and then
+    reads the roles the first committed (``FOR UPDATE`` rechecks its rows). SQLite has no
+    row locks; there a write transaction holds the database's write lock from its start
+    (``BEGIN IMMEDIATE``), which serialises them the same way.
+    """
+    query = (
+        select(Volunteer.id)
+        .where(Volunteer.role == "coordinator", Volunteer.is_active.is_(True))
+        .order_by(Volunteer.id)
+        .with_for_update()
+    )
+    return set(session.scalars(query))
+
+
 def deactivate(session: Session, settings: Settings, volunteer: Volunteer) -> None:
     """Cancel the volunteer's open exchanges (the other side is told), sign them out
-    everywhere and take them out of search and matching; their history stays."""
+    everywhere and take them out of search and matching; their history stays.
+
+    The last active coordinator cannot leave (409): nobody could grant the role again.
+    """
+    if _lock_active_coordinators(session) == {volunteer.id}:
+        raise Conflict(
+            "you are the last active coordinator; make someone else a coordinator "
+            "before deactivating your account"
+        )
     cancel_all_open(session, settings, volunteer, "the account was deactivated")
     volunteer.is_active = False
     volunteer.deactivated_at = volunteer.updated_at = utcnow()
@@ -214,12 +240,32 @@ def deactivate(session: Session, settings: Settings, volunteer: Volunteer) -> No
     session.flush()
 
 
-def set_role(session: Session, username: str, role: str) -> Volunteer:
+def volunteer_named(session: Session, username: str) -> Volunteer:
+    """The volunteer (active or not) with this username, whatever its case; else 404."""
     volunteer = session.scalars(
         select(Volunteer).where(Volunteer.username_key == username_key(username))
     ).first()
     if volunteer is None:
         raise NotFound(f"no volunteer named {username!r}")
+    return volunteer
+
+
+def set_role(
+    session: Session, volunteer: Volunteer, role: str, *, by: Volunteer | None = None
+) -> Volunteer:
+    """Give ``volunteer`` the role ``role``, as the coordinator ``by`` (None: the command line).
+
+    Refused with 409 when it would leave no active coordinator, and with 403 when ``by`` has
+    stopped being one while the request waited for the lock.
+    """
+    coordinators = _lock_active_coordinators(session)
+    if by is not None and by.id not in coordinators:
+        raise Forbidden("only coordinators may do this")
+    if role != "coordinator" and coordinators == {volunteer.id}:
+        raise Conflict(
+            f"{volunteer.username} is the last active coordinator; make someone else "
+            "a coordinator first"
+        )
     volunteer.role = role
     session.flush()
     return volunteer
