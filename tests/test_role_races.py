@@ -129,6 +129,30 @@ def role_call(actor: Account, target: Account, role: str) -> Call:
     return Call("PUT", f"/api/v1/volunteers/{target.id}/role", actor.headers, {"role": role})
 
 
+def offer_lua(live: Live, account: Account) -> None:
+    offered = live.client.patch(
+        "/api/v1/me/profile",
+        json={"offers": [{"skill": "lua", "level": 4}]},
+        headers=account.headers,
+    )
+    assert offered.status_code == 200, offered.text
+
+
+def request_exchange(live: Live, learner: Account, mentor: Account) -> int:
+    offer_lua(live, mentor)
+    created = live.client.post(
+        "/api/v1/exchanges", json={"mentor_id": mentor.id, "skill": "lua"}, headers=learner.headers
+    )
+    assert created.status_code == 201, created.text
+    return int(created.json()["id"])
+
+
+def open_slots(live: Live, mentor: Account) -> int:
+    response = live.client.get(f"/api/v1/volunteers/{mentor.id}", headers=mentor.headers)
+    assert response.status_code == 200, response.text
+    return int(response.json()["open_slots"])
+
+
 def test_two_coordinators_demoting_each_other_at_once_leave_one(live: Live) -> None:
     first, second = live.accounts[:2]
     winners = []
@@ -171,6 +195,16 @@ def test_six_coordinators_deactivating_at_once_leave_one(live: Live) -> None:
     leaving = live.accounts
     for _ in range(ROUNDS // 2):
         make_coordinators(live, leaving)
+        # Exchanges between them, waiting and accepted: each leaver cancels some that
+        # another leaver is in, while the others wait for the coordinators' lock.
+        for number, learner in enumerate(leaving):
+            mentor = leaving[(number + 1) % len(leaving)]
+            exchange_id = request_exchange(live, learner, mentor)
+            if number % 2:
+                accept = live.client.post(
+                    f"/api/v1/exchanges/{exchange_id}/accept", headers=mentor.headers
+                )
+                assert accept.status_code == 200, accept.text
 
         responses = fire(
             live.base, [Call("DELETE", "/api/v1/me", account.headers) for account in leaving]
@@ -181,3 +215,61 @@ def test_six_coordinators_deactivating_at_once_leave_one(live: Live) -> None:
         stayed = leaving[[r.status_code for r in responses].index(409)]
         assert active_coordinators(live) == [stayed.username]
         assert live.client.get("/api/v1/me", headers=stayed.headers).status_code == 200
+        listed = live.client.get("/api/v1/exchanges", params={"limit": 100}, headers=stayed.headers)
+        assert {item["state"] for item in listed.json()["items"]} == {"cancelled"}
+        assert open_slots(live, stayed) == 2
+
+
+def test_a_coordinator_leaving_while_their_request_is_accepted_is_answered(live: Live) -> None:
+    # The deactivation locks the coordinators' rows and cancels the leaver's exchanges; the
+    # accept holds the exchange and then moves the leaver's counter. Taken in opposite
+    # orders these two would deadlock on PostgreSQL.
+    leaver, deputy, mentor = live.accounts[:3]
+    outcomes = []
+    for _ in range(ROUNDS):
+        make_coordinators(live, [leaver, deputy])
+        exchange_id = request_exchange(live, leaver, mentor)
+
+        accepted, left = fire(
+            live.base,
+            [
+                Call("POST", f"/api/v1/exchanges/{exchange_id}/accept", mentor.headers),
+                Call("DELETE", "/api/v1/me", leaver.headers),
+            ],
+        )
+
+        assert left.status_code == 204, left.text
+        assert accepted.status_code in (200, 409), accepted.text
+        assert_problem_conflicts([accepted])
+        outcomes.append(accepted.status_code)
+        state = live.client.get(f"/api/v1/exchanges/{exchange_id}", headers=mentor.headers)
+        assert state.json()["state"] == "cancelled"
+        assert open_slots(live, mentor) == 2
+    print(f"\naccept vs deactivation, {ROUNDS} rounds, accept answered: {outcomes}")
+
+
+def test_a_volunteer_promoted_while_their_request_is_accepted_gets_both(live: Live) -> None:
+    # The accept holds the learner's row and then takes the mentor's; a promotion holding
+    # the coordinators' rows while it waited for the learner's would deadlock with it.
+    boss, learner, mentor = live.accounts[:3]
+    for _ in range(ROUNDS):
+        make_coordinators(live, [boss, mentor])
+        exchange_id = request_exchange(live, learner, mentor)
+
+        accepted, promoted = fire(
+            live.base,
+            [
+                Call("POST", f"/api/v1/exchanges/{exchange_id}/accept", mentor.headers),
+                role_call(boss, learner, "coordinator"),
+            ],
+        )
+
+        assert accepted.status_code == 200, accepted.text
+        assert promoted.status_code == 200, promoted.text
+        assert active_coordinators(live) == sorted(
+            [boss.username, learner.username, mentor.username]
+        )
+        cancelled = live.client.post(
+            f"/api/v1/exchanges/{exchange_id}/cancel", headers=learner.headers
+        )
+        assert cancelled.status_code == 200, cancelled.text

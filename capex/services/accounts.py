@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from pwdlib import PasswordHash
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,7 @@ from capex.errors import (
     TooManyRequests,
     Unauthorized,
 )
-from capex.models import AccessToken, LoginFailure, Volunteer
+from capex.models import AccessToken, Exchange, LoginFailure, Volunteer
 from capex.models.base import utcnow
 from capex.services.exchanges import cancel_all_open
 
@@ -207,11 +207,12 @@ def purge_expired(session: Session, settings: Settings) -> int:
 def _lock_active_coordinators(session: Session) -> set[int]:
     """The ids of the active coordinators, their rows locked until the transaction ends.
 
-    Every change that can remove a coordinator takes this lock first, so two of them cannot
-    both count the other as the one who stays: on PostgreSQL the second waits here and then
-    reads the roles the first committed (``FOR UPDATE`` rechecks its rows). SQLite has no
-    row locks; there a write transaction holds the database's write lock from its start
-    (``BEGIN IMMEDIATE``), which serialises them the same way.
+    Every change that could remove a coordinator (a demotion, a deactivation) takes this
+    lock before it writes, so two of them cannot both count the other as the one who
+    stays: on PostgreSQL the second waits here and then reads the roles the first
+    committed (``FOR UPDATE`` rechecks its rows). SQLite has no row locks; there a write
+    transaction holds the database's write lock from its start (``BEGIN IMMEDIATE``),
+    which serialises them the same way.
     """
     query = (
         select(Volunteer.id)
@@ -228,6 +229,18 @@ def deactivate(session: Session, settings: Settings, volunteer: Volunteer) -> No
 
     The last active coordinator cannot leave (409): nobody could grant the role again.
     """
+    # PostgreSQL: lock the open exchanges before the coordinators' rows, in the order a
+    # transition takes them (the exchange, then its volunteers). The other way round, a
+    # coordinator leaving while a mentor accepts their request deadlocks.
+    session.execute(
+        select(Exchange.id)
+        .where(
+            or_(Exchange.learner_id == volunteer.id, Exchange.mentor_id == volunteer.id),
+            Exchange.state.in_(("requested", "accepted")),
+        )
+        .order_by(Exchange.id)
+        .with_for_update()
+    )
     if _lock_active_coordinators(session) == {volunteer.id}:
         raise Conflict(
             "you are the last active coordinator; make someone else a coordinator "
@@ -255,17 +268,21 @@ def set_role(
 ) -> Volunteer:
     """Give ``volunteer`` the role ``role``, as the coordinator ``by`` (None: the command line).
 
-    Refused with 409 when it would leave no active coordinator, and with 403 when ``by`` has
-    stopped being one while the request waited for the lock.
+    Taking the role away is refused with 409 when it would leave no active coordinator, and
+    with 403 when ``by`` stopped being one while the request waited for the lock.
     """
-    coordinators = _lock_active_coordinators(session)
-    if by is not None and by.id not in coordinators:
-        raise Forbidden("only coordinators may do this")
-    if role != "coordinator" and coordinators == {volunteer.id}:
-        raise Conflict(
-            f"{volunteer.username} is the last active coordinator; make someone else "
-            "a coordinator first"
-        )
+    # Granting the role removes nobody and takes no lock: holding the coordinators' rows
+    # while waiting for the new one's row could deadlock with a transition moving its
+    # counters (a transition holds that row and then takes its mentor's, maybe one of them).
+    if role != "coordinator":
+        coordinators = _lock_active_coordinators(session)
+        if by is not None and by.id not in coordinators:
+            raise Forbidden("only coordinators may do this")
+        if coordinators == {volunteer.id}:
+            raise Conflict(
+                f"{volunteer.username} is the last active coordinator; make someone else "
+                "a coordinator first"
+            )
     volunteer.role = role
     session.flush()
     return volunteer
