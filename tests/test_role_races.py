@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 PASSWORD = "a long enough password"
 ACCOUNTS = 6
 WORKERS = 3
-ROUNDS = 6
+ROUNDS = 4
 REQUEST_TIMEOUT = 30.0
 
 
