@@ -193,11 +193,12 @@ def test_six_coordinators_stepping_down_at_once_leave_one(live: Live) -> None:
 def test_six_coordinators_deactivating_at_once_leave_one(live: Live) -> None:
     # Six: fire() spreads its calls evenly over the three workers only for a multiple of three.
     leaving = live.accounts
-    for _ in range(ROUNDS // 2):
+    for round_number in range(ROUNDS):
         make_coordinators(live, leaving)
-        # Exchanges between them, waiting and accepted: each leaver cancels some that
-        # another leaver is in, while the others wait for the coordinators' lock.
-        for number, learner in enumerate(leaving):
+        # Every other round with exchanges between them, waiting and accepted: each leaver
+        # cancels some that another leaver is in. (Without, only the coordinators' lock
+        # stands between the six.)
+        for number, learner in enumerate(leaving if round_number % 2 else []):
             mentor = leaving[(number + 1) % len(leaving)]
             exchange_id = request_exchange(live, learner, mentor)
             if number % 2:
@@ -216,7 +217,7 @@ def test_six_coordinators_deactivating_at_once_leave_one(live: Live) -> None:
         assert active_coordinators(live) == [stayed.username]
         assert live.client.get("/api/v1/me", headers=stayed.headers).status_code == 200
         listed = live.client.get("/api/v1/exchanges", params={"limit": 100}, headers=stayed.headers)
-        assert {item["state"] for item in listed.json()["items"]} == {"cancelled"}
+        assert {item["state"] for item in listed.json()["items"]} <= {"cancelled"}
         assert open_slots(live, stayed) == 2
 
 
