@@ -100,7 +100,10 @@ def users_set_role(
         raise _fail(f"role must be one of {', '.join(ROLES)}")
     try:
         with session_scope() as session:
-            accounts.set_role(session, username, role)
+            # SQLite: hold the write lock from the start, as a write request does, so that
+            # the count of coordinators cannot change under this transaction.
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            accounts.set_role(session, accounts.volunteer_named(session, username), role)
     except CapexError as error:
         raise _fail(error.detail) from error
     typer.echo(f"{username} is now a {role}")

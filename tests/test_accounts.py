@@ -148,7 +148,7 @@ def test_deactivated_volunteer_cannot_sign_in_and_disappears(client, session, se
     assert client.delete("/api/v1/me", headers=headers).status_code == 204
     assert client.get("/api/v1/me", headers=headers).status_code == 401
     response = client.post(TOKEN, data={"username": "jane", "password": PASSWORD})
-    assert response.status_code == 401
+    assert response.status_code == 403
     assert client.get(f"/api/v1/volunteers/{jane.id}", headers=viewer_headers).status_code == 404
     listed = client.get("/api/v1/volunteers", headers=viewer_headers).json()["items"]
     assert [item["username"] for item in listed] == ["kim"]

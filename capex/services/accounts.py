@@ -10,14 +10,21 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from pwdlib import PasswordHash
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from capex.api.schemas.profiles import RegisterIn
 from capex.config import Settings
-from capex.errors import Conflict, InvalidCredentials, NotFound, TooManyRequests, Unauthorized
-from capex.models import AccessToken, LoginFailure, Volunteer
+from capex.errors import (
+    Conflict,
+    Forbidden,
+    InvalidCredentials,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
+from capex.models import AccessToken, Exchange, LoginFailure, Volunteer
 from capex.models.base import utcnow
 from capex.services.exchanges import cancel_all_open
 
@@ -127,17 +134,21 @@ def sign_in(
     _throttle(session, settings, key, address)
     volunteer = session.scalars(select(Volunteer).where(Volunteer.username_key == key)).first()
     hasher = password_hasher()
-    if volunteer is None or not volunteer.is_active:
+    if volunteer is None:
         hasher.verify(password, _dummy_hash())
-        ok = False
+        ok, new_hash = False, None
     else:
         ok, new_hash = hasher.verify_and_update(password, volunteer.password_hash)
-        if ok and new_hash:
-            volunteer.password_hash = new_hash
     if not ok or volunteer is None:
         session.add(LoginFailure(username_key=key[:64], client_address=address[:64]))
         session.flush()
         raise InvalidCredentials("wrong username or password")
+    if not volunteer.is_active:
+        # Said only to whoever knows the password, so it reveals nothing to a guesser. 403,
+        # not 401: the credentials are right, and trying them again will not help.
+        raise Forbidden("this account was deactivated and can no longer sign in")
+    if new_hash:
+        volunteer.password_hash = new_hash
     session.execute(delete(LoginFailure).where(LoginFailure.username_key == key))
     return issue_token(session, settings, volunteer)
 
@@ -193,9 +204,48 @@ def purge_expired(session: Session, settings: Settings) -> int:
     return int(tokens.rowcount or 0) + int(failures.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def _lock_active_coordinators(session: Session) -> set[int]:
+    """The ids of the active coordinators, their rows locked until the transaction ends.
+
+    Every change that could remove a coordinator (a demotion, a deactivation) takes this
+    lock before it writes, so two of them cannot both count the other as the one who
+    stays: on PostgreSQL the second waits here and then reads the roles the first
+    committed (``FOR UPDATE`` rechecks its rows). SQLite has no row locks; there a write
+    transaction holds the database's write lock from its start (``BEGIN IMMEDIATE``),
+    which serialises them the same way.
+    """
+    query = (
+        select(Volunteer.id)
+        .where(Volunteer.role == "coordinator", Volunteer.is_active.is_(True))
+        .order_by(Volunteer.id)
+        .with_for_update()
+    )
+    return set(session.scalars(query))
+
+
 def deactivate(session: Session, settings: Settings, volunteer: Volunteer) -> None:
     """Cancel the volunteer's open exchanges (the other side is told), sign them out
-    everywhere and take them out of search and matching; their history stays."""
+    everywhere and take them out of search and matching; their history stays.
+
+    The last active coordinator cannot leave (409): nobody could grant the role again.
+    """
+    # PostgreSQL: lock the open exchanges before the coordinators' rows, in the order a
+    # transition takes them (the exchange, then its volunteers). The other way round, a
+    # coordinator leaving while a mentor accepts their request deadlocks.
+    session.execute(
+        select(Exchange.id)
+        .where(
+            or_(Exchange.learner_id == volunteer.id, Exchange.mentor_id == volunteer.id),
+            Exchange.state.in_(("requested", "accepted")),
+        )
+        .order_by(Exchange.id)
+        .with_for_update()
+    )
+    if _lock_active_coordinators(session) == {volunteer.id}:
+        raise Conflict(
+            "you are the last active coordinator; make someone else a coordinator "
+            "before deactivating your account"
+        )
     cancel_all_open(session, settings, volunteer, "the account was deactivated")
     volunteer.is_active = False
     volunteer.deactivated_at = volunteer.updated_at = utcnow()
@@ -203,12 +253,36 @@ def deactivate(session: Session, settings: Settings, volunteer: Volunteer) -> No
     session.flush()
 
 
-def set_role(session: Session, username: str, role: str) -> Volunteer:
+def volunteer_named(session: Session, username: str) -> Volunteer:
+    """The volunteer (active or not) with this username, whatever its case; else 404."""
     volunteer = session.scalars(
         select(Volunteer).where(Volunteer.username_key == username_key(username))
     ).first()
     if volunteer is None:
         raise NotFound(f"no volunteer named {username!r}")
+    return volunteer
+
+
+def set_role(
+    session: Session, volunteer: Volunteer, role: str, *, by: Volunteer | None = None
+) -> Volunteer:
+    """Give ``volunteer`` the role ``role``, as the coordinator ``by`` (None: the command line).
+
+    Taking the role away is refused with 409 when it would leave no active coordinator, and
+    with 403 when ``by`` stopped being one while the request waited for the lock.
+    """
+    # Granting the role removes nobody and takes no lock: holding the coordinators' rows
+    # while waiting for the new one's row could deadlock with a transition moving its
+    # counters (a transition holds that row and then takes its mentor's, maybe one of them).
+    if role != "coordinator":
+        coordinators = _lock_active_coordinators(session)
+        if by is not None and by.id not in coordinators:
+            raise Forbidden("only coordinators may do this")
+        if coordinators == {volunteer.id}:
+            raise Conflict(
+                f"{volunteer.username} is the last active coordinator; make someone else "
+                "a coordinator first"
+            )
     volunteer.role = role
     session.flush()
     return volunteer

@@ -539,6 +539,19 @@ def leave_feedback(
     return feedback
 
 
+def feedback_on(session: Session, exchange_id: int, viewer: Volunteer) -> list[Feedback]:
+    """Both sides' feedback on an exchange, oldest first, for its participants and
+    coordinators (anyone else: 404)."""
+    visible(session, exchange_id, viewer)
+    return list(
+        session.scalars(
+            select(Feedback)
+            .where(Feedback.exchange_id == exchange_id)
+            .order_by(Feedback.created_at, Feedback.id)
+        )
+    )
+
+
 MIN_RATINGS_SHOWN = 3
 
 

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from capex.api.deps import ClientAddress, SessionDep, SettingsDep, SignInForm, TokenDep
 from capex.api.schemas.common import Problem
 from capex.api.schemas.profiles import MeRead, RegisterIn, TokenRead
+from capex.errors import Invalid, field_error
 from capex.services import accounts, profiles
 
 router = APIRouter(prefix="/auth", tags=["accounts"])
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def form_body(request: Request) -> None:
+    """Refuse a body that is not a form before FastAPI looks for its fields.
+
+    Otherwise a JSON body reads as an empty form and the answer, "Field required", does
+    not tell the client what it should have sent.
+    """
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type not in FORM_TYPES:
+        sent = media_type or "a body without a Content-Type"
+        raise Invalid(
+            f"sign-in takes the form fields 'username' and 'password' sent as "
+            f"{FORM_TYPES[0]} (the OAuth2 password grant), not {sent}",
+            [field_error(["header", "Content-Type"], f"expected {FORM_TYPES[0]}")],
+        )
 
 
 @router.post(
@@ -27,7 +47,14 @@ def register(data: RegisterIn, session: SessionDep) -> dict[str, object]:
 @router.post(
     "/token",
     response_model=TokenRead,
-    responses={401: {"model": Problem}, 429: {"model": Problem}},
+    # Checked first: a route's own dependencies run before those of its parameters.
+    dependencies=[Depends(form_body)],
+    responses={
+        401: {"model": Problem},
+        403: {"model": Problem, "description": "the account is deactivated"},
+        422: {"model": Problem},
+        429: {"model": Problem},
+    },
 )
 def token(
     form: SignInForm,

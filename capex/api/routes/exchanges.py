@@ -23,13 +23,14 @@ from capex.api.schemas.exchanges import (
     ExchangeCreate,
     ExchangeRead,
     FeedbackCreate,
+    FeedbackList,
     FeedbackRead,
     ReasonIn,
     State,
 )
 from capex.config import Settings
 from capex.errors import Forbidden
-from capex.models import Exchange, Volunteer
+from capex.models import Exchange, Feedback, Volunteer
 from capex.services import exchanges
 from capex.services.profiles import volunteer_refs
 
@@ -195,6 +196,16 @@ def complete(
     return _act("complete", exchange_id, me, session, settings)
 
 
+def _feedback_view(given: Feedback) -> dict[str, Any]:
+    return {
+        "exchange_id": given.exchange_id,
+        "rating": given.rating,
+        "comment": given.comment,
+        "author_role": given.author_role,
+        "created_at": given.created_at,
+    }
+
+
 @router.post(
     "/{exchange_id}/feedback",
     status_code=status.HTTP_201_CREATED,
@@ -212,12 +223,14 @@ def feedback(
     given = exchanges.leave_feedback(
         session, settings, exchange_id, me, rating=data.rating, comment=data.comment
     )
+    return _feedback_view(given)
+
+
+@router.get("/{exchange_id}/feedback", response_model=FeedbackList, responses=_errors)
+def read_feedback(exchange_id: IdPath, me: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """Both participants' feedback once given, oldest first."""
     return {
-        "exchange_id": given.exchange_id,
-        "rating": given.rating,
-        "comment": given.comment,
-        "author_role": given.author_role,
-        "created_at": given.created_at,
+        "items": [_feedback_view(row) for row in exchanges.feedback_on(session, exchange_id, me)]
     }
 
 

@@ -63,7 +63,12 @@ def update_profile(
     return _own(session, me.id)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={409: {"model": Problem, "description": "the last active coordinator"}},
+)
 def deactivate(me: CurrentUser, session: SessionDep, settings: SettingsDep) -> Response:
     """Deactivate my account: no more sign-in, search or matching; history stays."""
     accounts.deactivate(session, settings, me)

@@ -65,12 +65,16 @@ def read_volunteer(volunteer_id: IdPath, _me: CurrentUser, session: SessionDep) 
 @router.put(
     "/{volunteer_id}/role",
     response_model=MeRead,
-    responses={403: {"model": Problem}, 404: {"model": Problem}},
+    responses={
+        403: {"model": Problem},
+        404: {"model": Problem},
+        409: {"model": Problem, "description": "it would leave no active coordinator"},
+    },
 )
 def set_role(
-    volunteer_id: IdPath, data: RoleIn, _coordinator: Coordinator, session: SessionDep
+    volunteer_id: IdPath, data: RoleIn, coordinator: Coordinator, session: SessionDep
 ) -> dict[str, Any]:
-    """Make a volunteer a coordinator, or a volunteer again (coordinators only)."""
+    """Make a volunteer a coordinator, or a volunteer again (never the last coordinator)."""
     volunteer = profiles.load_profile(session, volunteer_id)
-    accounts.set_role(session, volunteer.username, data.role)
+    accounts.set_role(session, volunteer, data.role, by=coordinator)
     return profiles.own_views(session, volunteer)

@@ -85,6 +85,10 @@ class FeedbackRead(BaseModel):
         return _utc(value)
 
 
+class FeedbackList(BaseModel):
+    items: list[FeedbackRead]
+
+
 class NotificationRead(BaseModel):
     id: int
     kind: str
