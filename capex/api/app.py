@@ -136,7 +136,9 @@ def _inline_hashes(html: str, tag: str) -> str:
 def _serve_docs(app: FastAPI) -> None:
     # Swagger UI and ReDoc from the fastapi-offline package rather than a CDN: /docs works
     # with no internet, and the CSP needs no outside origin. Their pages keep FastAPI's small
-    # inline start-up script and style, allowed by hash on those two pages only.
+    # inline start-up script and style, allowed by hash on those two pages only; ReDoc
+    # also writes its styles into <style> elements at run time (styled-components), which
+    # only 'unsafe-inline' allows: on /redoc, for styles, never for scripts.
     assets = Path(str(importlib.resources.files("fastapi_offline") / "static"))
     app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
     title = app.title
@@ -163,15 +165,14 @@ def _serve_docs(app: FastAPI) -> None:
             redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
             with_google_fonts=False,
         )
-        return _with_inline_hashes(page)
+        return _with_inline_hashes(page, style_src="'unsafe-inline'")
 
 
-def _with_inline_hashes(page: HTMLResponse) -> HTMLResponse:
+def _with_inline_hashes(page: HTMLResponse, **extra: str) -> HTMLResponse:
     html = bytes(page.body).decode()
-    extra = {}
     if scripts := _inline_hashes(html, "script"):
         extra["script_src"] = scripts
-    if styles := _inline_hashes(html, "style"):
+    if "style_src" not in extra and (styles := _inline_hashes(html, "style")):
         extra["style_src"] = styles
     page.headers["Content-Security-Policy"] = content_security_policy(**extra)
     return page
