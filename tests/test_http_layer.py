@@ -33,7 +33,9 @@ def wide_object(size: int = MiB - 64) -> bytes:
 
 def long_array(size: int = MiB - 64) -> bytes:
     count = (size - 60) // 2
-    return ('{"username":"abc","email":"a@example.org","password":[' + "0," * count + "0]}").encode()
+    return (
+        '{"username":"abc","email":"a@example.org","password":[' + "0," * count + "0]}"
+    ).encode()
 
 
 def deep_nesting(depth: int = 100) -> bytes:
@@ -41,7 +43,7 @@ def deep_nesting(depth: int = 100) -> bytes:
 
 
 @pytest.fixture
-def parsed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records each time the app parses a request body as JSON or as a form."""
     calls: list[str] = []
     original_json, original_form = Request.json, Request.form
@@ -56,7 +58,7 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
     monkeypatch.setattr(Request, "json", spy_json)
     monkeypatch.setattr(Request, "form", spy_form)
-    yield calls
+    return calls
 
 
 def assert_413(response, detail_pattern: str) -> None:
@@ -266,7 +268,8 @@ def test_docs_pages_load_only_same_origin_assets(client, page):
     assert urls, response.text
     expected = {".js": "javascript", ".css": "text/css", ".png": "image/png", ".json": "json"}
     for url in urls:
-        assert url.startswith("/") and not url.startswith("//"), url
+        assert url.startswith("/"), url
+        assert not url.startswith("//"), url
         asset = client.get(url)
         assert asset.status_code == 200, url
         kind = next(kind for suffix, kind in expected.items() if url.endswith(suffix))
