@@ -103,8 +103,8 @@ def test_the_byte_limit_follows_the_setting(settings, session_factory):
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        (wide_object(), r"more than 2000 members"),
-        (long_array(), r"more than 2000 members"),
+        (wide_object(), r"more than 1200 members"),
+        (long_array(), r"more than 1200 members"),
         (deep_nesting(), r"nested deeper than 32 levels"),
     ],
     ids=["a million keys cut to 1 MiB", "a long array", "deep nesting"],

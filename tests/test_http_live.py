@@ -51,7 +51,7 @@ def test_health_answers_while_a_worst_case_body_is_handled(tmp_path):
                 answer = _read_response(big)
             assert answer.startswith(b"HTTP/1.1 413 ")
             assert b"application/problem+json" in answer
-            assert b"more than 2000 members" in answer
+            assert b"more than 1200 members" in answer
 
             # The same again with bodies one after another while health is asked.
             outcomes: list[int] = []
