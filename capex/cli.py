@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from capex import migrate
-from capex.config import get_settings
+from capex.config import SettingsError, get_settings
 from capex.errors import CapexError
 
 app = typer.Typer(help="capex: a capacity exchange.", no_args_is_help=True)
@@ -49,6 +49,10 @@ def serve(
         workers=workers,
         access_log=False,
         log_level=settings.log_level.lower(),
+        # uvicorn believes X-Forwarded-For from loopback by default, which would let anyone
+        # on the host pick the address the sign-in throttle counts; only named proxies.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
 
 
@@ -190,9 +194,9 @@ def demo(
     )
 
 
-@app.command("seed-if-empty", hidden=True)
+@app.command("seed-if-empty")
 def seed_if_empty(
-    volunteers: Annotated[int, typer.Option(min=0)] = 300,
+    volunteers: Annotated[int, typer.Option(min=0, help="How many demo volunteers.")] = 300,
 ) -> None:
     """Load demo volunteers only when there are none yet (used by `make run`)."""
     from sqlalchemy import func, select
@@ -209,5 +213,15 @@ def seed_if_empty(
     demo(volunteers=volunteers, seed=1, password=None)
 
 
+def main() -> None:
+    """The ``capex`` command; a bad CAPEX_* variable ends in one line each, exit code 2."""
+    try:
+        app()
+    except SettingsError as error:
+        for line in str(error).splitlines():
+            typer.secho(f"error: {line}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

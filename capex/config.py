@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "change-me"
 
@@ -41,6 +43,47 @@ class Settings(BaseSettings):
     warm_matching_index: bool = True
     # Expiry, mail and housekeeping in the background of every server process.
     periodic_tasks: bool = True
+    # Request bodies past this many bytes are refused with 413 before they are parsed.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Strict-Transport-Security max-age, for a deployment served only over HTTPS; 0: none.
+    hsts_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
+    # Origins (scheme://host[:port]) whose pages may call the API from a browser.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Addresses or networks of the reverse proxies whose X-Forwarded-For/-Proto to believe;
+    # from anyone else (loopback included) the connection's own address counts.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            if origin != "*" and (
+                parts.scheme not in ("http", "https") or not parts.netloc or parts.path
+            ):
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.org")
+        return [origin.rstrip("/") for origin in origins]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            if proxy == "*":
+                continue
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{proxy!r} is not an IP address or network (such as 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return proxies
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
@@ -55,7 +98,31 @@ class Settings(BaseSettings):
         return self
 
 
+class SettingsError(Exception):
+    """A CAPEX_* variable has a value the service cannot run with; one line per problem."""
+
+
+_HIDDEN = frozenset({"secret_key", "smtp_url", "database_url"})
+
+
+def describe(error: ValidationError) -> str:
+    """One line per bad setting: its variable, its value (unless secret), what it allows."""
+    lines = []
+    for item in error.errors(include_url=False):
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if not item["loc"]:
+            lines.append(message)
+            continue
+        name = str(item["loc"][0])
+        value = "(hidden)" if name in _HIDDEN else item.get("input")
+        lines.append(f"CAPEX_{name.upper()}={value}: {message}")
+    return "\n".join(lines)
+
+
 @lru_cache
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once; SettingsError names each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(describe(error)) from None

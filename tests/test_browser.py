@@ -1,4 +1,4 @@
-"""The landing page in a real headless Chromium, served by a real `capex serve`."""
+"""The landing page and /docs in a real headless Chromium, served by a real `capex serve`."""
 
 from __future__ import annotations
 
@@ -38,11 +38,24 @@ def browser(tmp_path: Path) -> Iterator[object]:
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
+        # No network but this machine: a page that needs a CDN shows it here.
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+        "--proxy-server=http://127.0.0.1:9",
+        "--proxy-bypass-list=127.0.0.1;localhost",
         f"--user-data-dir={tmp_path / 'profile'}",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    # Every Content-Security-Policy violation of every page, kept where the test reads it.
+    driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {
+            "source": "window.__violations = [];"
+            "document.addEventListener('securitypolicyviolation', e =>"
+            " window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));"
+        },
+    )
     try:
         yield driver
     finally:
@@ -69,5 +82,45 @@ def test_landing_page_shows_the_skill_areas_in_a_browser(browser, tmp_path):
             ]
             browser.find_element(By.LINK_TEXT, "health").click()  # type: ignore[attr-defined]
             assert '"status":"ok"' in browser.page_source.replace(" ", "")  # type: ignore[attr-defined]
+    finally:
+        discard_database(database)
+
+
+def _violations(browser: object) -> list[str]:
+    return list(browser.execute_script("return window.__violations"))  # type: ignore[attr-defined]
+
+
+def test_docs_render_the_operations_offline_without_csp_violations(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    database = fresh_database("sqlite", tmp_path)
+    try:
+        with live_server(database, workers=1, log=tmp_path / "serve.log") as base:
+            browser.get(base + "/docs")  # type: ignore[attr-defined]
+            WebDriverWait(browser, 20).until(
+                expected_conditions.presence_of_element_located((By.CSS_SELECTOR, ".opblock"))
+            )
+            paths = {
+                element.text
+                for element in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")  # type: ignore[attr-defined]
+            }
+            assert "/api/v1/auth/register" in paths
+            assert "/api/v1/me/matches" in paths
+            assert _violations(browser) == []
+
+            browser.get(base + "/redoc")  # type: ignore[attr-defined]
+            WebDriverWait(browser, 20).until(
+                expected_conditions.presence_of_element_located(
+                    (By.CSS_SELECTOR, "[data-section-id^='operation/']")
+                )
+            )
+            # ReDoc always links its maker's logo from their CDN; the policy keeps it out.
+            assert set(_violations(browser)) <= {"img-src https://cdn.redoc.ly/redoc/logo-mini.svg"}
+
+            browser.get(base + "/")  # type: ignore[attr-defined]
+            assert browser.find_element(By.ID, "areas").is_displayed()  # type: ignore[attr-defined]
+            assert _violations(browser) == []
     finally:
         discard_database(database)

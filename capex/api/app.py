@@ -1,4 +1,4 @@
-"""The FastAPI application: routers, problem handlers, access log, web client."""
+"""The FastAPI application: routers, problem handlers, HTTP middleware, docs, web client."""
 
 from __future__ import annotations
 
@@ -8,11 +8,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp
 
 from capex import __version__
-from capex.api import logs, openapi, problems
+from capex.api import docs_pages, logs, openapi, problems
+from capex.api.middleware import (
+    BodyLimitMiddleware,
+    BodyLimits,
+    HeadAsGetMiddleware,
+    SecurityHeadersMiddleware,
+    security_headers,
+)
 from capex.api.routes import (
     auth,
     exchanges,
@@ -23,20 +33,34 @@ from capex.api.routes import (
     skills,
     volunteers,
 )
-from capex.config import Settings, get_settings
+from capex.config import Settings, SettingsError, get_settings
 from capex.db import get_session_factory
 from capex.services import maintenance
 from capex.services.matches import MatchingService
 from capex.web import routes as web_routes
 
 API_PREFIX = "/api/v1"
+WEB_ASSETS = "/static/web"
+
+
+class CapexAPI(FastAPI):
+    """FastAPI with the security headers outside everything, the 500 handler included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        headers = security_headers(self.state.settings.hsts_seconds)
+        return SecurityHeadersMiddleware(super().build_middleware_stack(), headers)
 
 
 def create_app(
     settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None
 ) -> FastAPI:
     """Build the app; tests pass their own settings and session factory."""
-    settings = settings or get_settings()
+    if settings is None:
+        try:
+            settings = get_settings()
+        except SettingsError as error:
+            # Say which variable is wrong, not a traceback, when a server loads the factory.
+            raise SystemExit(f"capex: {error}") from None
     logs.configure(settings.log_level)
 
     @asynccontextmanager
@@ -56,13 +80,13 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
-    app = FastAPI(
+    app = CapexAPI(
         lifespan=lifespan,
         title="capex",
         version=__version__,
         summary="A capacity exchange: volunteers share skills, learn, and are matched.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -72,7 +96,22 @@ def create_app(
     for module in (auth, me, matches, notifications, volunteers, skills, exchanges):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
+    docs_pages.install(app)
     app.include_router(web_routes.router)
+    app.mount(WEB_ASSETS, StaticFiles(directory=web_routes.STATIC), name="web-assets")
+    # The first added runs innermost: HEAD is answered as GET by the routes, the body
+    # limits apply before any route reads, the log sees every answer, 413 included.
+    app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits(max_bytes=settings.max_body_bytes))
     app.add_middleware(logs.AccessLogMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After", "Idempotent-Replayed", "X-Capex-Worker"],
+            max_age=600,
+        )
     openapi.install(app)
     return app

@@ -12,6 +12,7 @@ from capex import __version__
 from capex.api.deps import SessionDep
 from capex.services import skills as skill_service
 
+STATIC = Path(__file__).parent / "static"
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
 

@@ -1,0 +1,116 @@
+"""The HTTP layer against a real ``capex serve``: body limits, forwarded headers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import discard_database, fresh_database
+from tests.live import live_server
+from tests.test_http_layer import deep_nesting, long_array, wide_object
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "/api/v1/auth/token"
+REGISTER = "/api/v1/auth/register"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    url = fresh_database(request.param, tmp_path)
+    yield url
+    discard_database(url)
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_health_answers_while_a_worst_case_body_is_handled(tmp_path):
+    worst = wide_object()
+    database = fresh_database("sqlite", tmp_path)
+    try:
+        with live_server(database, workers=1, log=tmp_path / "serve.log") as base:
+            address = urlsplit(base)
+            with socket.create_connection((address.hostname, address.port)) as big:
+                head = (
+                    f"POST {REGISTER} HTTP/1.1\r\nHost: {address.netloc}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(worst)}\r\n\r\n"
+                )
+                big.sendall(head.encode() + worst[:-1])
+                # The worst body under the byte limit is in the server, all but one byte.
+                assert httpx.get(f"{base}/healthz", timeout=30).status_code == 200
+                big.sendall(worst[-1:])
+                answer = _read_response(big)
+            assert answer.startswith(b"HTTP/1.1 413 ")
+            assert b"application/problem+json" in answer
+            assert b"more than 1200 members" in answer
+
+            # The same again with bodies one after another while health is asked.
+            outcomes: list[int] = []
+            health_before_done: list[int] = []
+            done = threading.Event()
+
+            def send_worst_bodies() -> None:
+                with httpx.Client(base_url=base, timeout=60) as client:
+                    for body in [worst, long_array(), deep_nesting()] * 2:
+                        response = client.post(
+                            REGISTER, content=body, headers={"content-type": "application/json"}
+                        )
+                        outcomes.append(response.status_code)
+                done.set()
+
+            sender = threading.Thread(target=send_worst_bodies)
+            sender.start()
+            with httpx.Client(base_url=base, timeout=60) as client:
+                while not done.is_set():
+                    status = client.get("/healthz").status_code
+                    if not done.is_set():
+                        health_before_done.append(status)
+            sender.join()
+            assert outcomes == [413] * 6
+            assert health_before_done
+            assert set(health_before_done) == {200}
+    finally:
+        discard_database(database)
+
+
+def _fail_sign_ins(client: httpx.Client, forwarded_for: list[str]) -> list[int]:
+    return [
+        client.post(
+            TOKEN,
+            data={"username": f"guess{index}", "password": "wrong password"},
+            headers={"X-Forwarded-For": address},
+        ).status_code
+        for index, address in enumerate(forwarded_for)
+    ]
+
+
+def test_forwarded_for_from_loopback_does_not_dodge_the_address_throttle(database, tmp_path):
+    with (
+        live_server(database, workers=1, log=tmp_path / "serve.log") as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        statuses = _fail_sign_ins(client, [f"203.0.113.{n}" for n in range(21)])
+    assert statuses[:20] == [401] * 20
+    assert statuses[20] == 429
+
+
+def test_forwarded_for_from_a_trusted_proxy_names_the_client(database, tmp_path):
+    env = {"CAPEX_TRUSTED_PROXIES": "127.0.0.1"}
+    with (
+        live_server(database, workers=1, log=tmp_path / "serve.log", env=env) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        one_address = _fail_sign_ins(client, ["203.0.113.7"] * 21)
+        another = _fail_sign_ins(client, ["198.51.100.9"])
+    assert one_address[:20] == [401] * 20
+    assert one_address[20] == 429
+    assert another == [401]
