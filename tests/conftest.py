@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from capex import migrate
+from capex import config, db, migrate
 from capex.api.app import create_app
 from capex.config import Settings
 from capex.db import make_engine
@@ -57,6 +57,23 @@ def fresh_database(backend: str, tmp_dir: Path) -> str:
 def discard_database(url: str) -> None:
     if url.startswith("postgresql"):
         drop_postgres_database(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def live_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each backend for one live server (it migrates it)."""
+    url = fresh_database(str(request.param), tmp_path)
+    yield url
+    discard_database(url)
+
+
+def reset_process_state() -> None:
+    """Forget the cached settings and engine, as a new ``capex`` process would start."""
+    if db.get_engine.cache_info().currsize:
+        db.get_engine().dispose()
+    config.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    db.get_session_factory.cache_clear()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

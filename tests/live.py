@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -69,3 +70,31 @@ def live_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+PASSWORD = "a long enough password"
+
+
+def register(client: httpx.Client, username: str, profile: dict[str, Any]) -> dict[str, str]:
+    """Register ``username``, sign in and save ``profile``; the bearer header."""
+    response = client.post(
+        "/api/v1/auth/register",
+        json={"username": username, "email": f"{username}@example.org", "password": PASSWORD},
+    )
+    assert response.status_code == 201, response.text
+    token = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    saved = client.put("/api/v1/me/profile", json=profile, headers=headers)
+    assert saved.status_code == 200, saved.text
+    return headers
+
+
+def matched_usernames(base: str, headers: dict[str, str]) -> tuple[str, list[str]]:
+    """The worker that answered ``GET /me/matches`` and the usernames it ranked, in order.
+
+    A new connection each time, so that the kernel hands requests to either worker.
+    """
+    response = httpx.get(f"{base}/api/v1/me/matches", headers=headers, timeout=10)
+    assert response.status_code == 200, response.text
+    names = [item["volunteer"]["username"] for item in response.json()["items"]]
+    return response.headers["x-capex-worker"], names

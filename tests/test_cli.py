@@ -15,7 +15,7 @@ from capex.api.schemas.profiles import RegisterIn
 from capex.cli import app
 from capex.models import Volunteer
 from capex.services import accounts
-from tests.conftest import discard_database, fresh_database
+from tests.conftest import discard_database, fresh_database, reset_process_state
 
 runner = CliRunner()
 
@@ -24,32 +24,24 @@ def capex(*args: str):
     return runner.invoke(app, list(args))
 
 
-def _reset_process_state() -> None:
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    config.get_settings.cache_clear()
-    db.get_engine.cache_clear()
-    db.get_session_factory.cache_clear()
-
-
 @pytest.fixture
 def use_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], str]]:
     """Point the command at a database, as CAPEX_DATABASE_URL would."""
 
     def use(url: str) -> str:
         monkeypatch.setenv("CAPEX_DATABASE_URL", url)
-        _reset_process_state()
+        reset_process_state()
         return url
 
     yield use
-    _reset_process_state()
+    reset_process_state()
 
 
 @pytest.fixture
 def empty_database(backend: str, tmp_path: Path, use_database) -> Iterator[str]:
     url = fresh_database(backend, tmp_path)
     yield use_database(url)
-    _reset_process_state()
+    reset_process_state()
     discard_database(url)
 
 

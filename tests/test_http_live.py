@@ -19,13 +19,6 @@ TOKEN = "/api/v1/auth/token"
 REGISTER = "/api/v1/auth/register"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path):
-    url = fresh_database(request.param, tmp_path)
-    yield url
-    discard_database(url)
-
-
 def _read_response(sock: socket.socket) -> bytes:
     received = b""
     while chunk := sock.recv(65536):
@@ -93,9 +86,9 @@ def _fail_sign_ins(client: httpx.Client, forwarded_for: list[str]) -> list[int]:
     ]
 
 
-def test_forwarded_for_from_loopback_does_not_dodge_the_address_throttle(database, tmp_path):
+def test_forwarded_for_from_loopback_does_not_dodge_the_address_throttle(live_database, tmp_path):
     with (
-        live_server(database, workers=1, log=tmp_path / "serve.log") as base,
+        live_server(live_database, workers=1, log=tmp_path / "serve.log") as base,
         httpx.Client(base_url=base, timeout=30) as client,
     ):
         statuses = _fail_sign_ins(client, [f"203.0.113.{n}" for n in range(21)])
@@ -103,10 +96,10 @@ def test_forwarded_for_from_loopback_does_not_dodge_the_address_throttle(databas
     assert statuses[20] == 429
 
 
-def test_forwarded_for_from_a_trusted_proxy_names_the_client(database, tmp_path):
+def test_forwarded_for_from_a_trusted_proxy_names_the_client(live_database, tmp_path):
     env = {"CAPEX_TRUSTED_PROXIES": "127.0.0.1"}
     with (
-        live_server(database, workers=1, log=tmp_path / "serve.log", env=env) as base,
+        live_server(live_database, workers=1, log=tmp_path / "serve.log", env=env) as base,
         httpx.Client(base_url=base, timeout=30) as client,
     ):
         one_address = _fail_sign_ins(client, ["203.0.113.7"] * 21)

@@ -15,43 +15,13 @@ from sqlalchemy import update
 
 from capex.db import make_engine
 from capex.models import Volunteer
-from tests.conftest import discard_database, fresh_database
-from tests.live import live_server
+from tests.live import live_server, matched_usernames, register
 
 pytestmark = pytest.mark.slow
 
-PASSWORD = "a long enough password"
 EVENINGS = [{"weekday": day, "start": "18:00", "end": "21:00"} for day in range(5)]
 ENGLISH = [{"code": "en", "level": 5}]
 WORKERS = 2
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path):
-    url = fresh_database(request.param, tmp_path)
-    yield url
-    discard_database(url)
-
-
-def _account(client: httpx.Client, username: str, profile: dict) -> dict[str, str]:
-    response = client.post(
-        "/api/v1/auth/register",
-        json={"username": username, "email": f"{username}@example.org", "password": PASSWORD},
-    )
-    assert response.status_code == 201, response.text
-    token = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    saved = client.put("/api/v1/me/profile", json=profile, headers=headers)
-    assert saved.status_code == 200, saved.text
-    return headers
-
-
-def _ask(base: str, headers: dict[str, str]) -> tuple[str, list[str]]:
-    # A new connection each time, so that the kernel hands requests to either worker.
-    response = httpx.get(f"{base}/api/v1/me/matches", headers=headers, timeout=10)
-    assert response.status_code == 200, response.text
-    names = [item["volunteer"]["username"] for item in response.json()["items"]]
-    return response.headers["x-capex-worker"], names
 
 
 def _answers_from_every_worker(base, headers, seconds=30.0):
@@ -59,7 +29,7 @@ def _answers_from_every_worker(base, headers, seconds=30.0):
     answers: list[tuple[str, list[str]]] = []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        answers.append(_ask(base, headers))
+        answers.append(matched_usernames(base, headers))
         workers = [worker for worker, _ in answers]
         if len(set(workers)) == WORKERS and all(workers.count(w) >= 2 for w in set(workers)):
             break
@@ -67,13 +37,13 @@ def _answers_from_every_worker(base, headers, seconds=30.0):
     return answers
 
 
-def test_a_volunteer_sees_matches_for_the_profile_just_saved(database, tmp_path):
+def test_a_volunteer_sees_matches_for_the_profile_just_saved(live_database, tmp_path):
     with (
-        live_server(database, workers=WORKERS, log=tmp_path / "serve.log") as base,
+        live_server(live_database, workers=WORKERS, log=tmp_path / "serve.log") as base,
         httpx.Client(base_url=base, timeout=10) as client,
     ):
         for name, skill in (("lua-mentor", "lua"), ("python-mentor", "python")):
-            _account(
+            register(
                 client,
                 name,
                 {
@@ -83,7 +53,7 @@ def test_a_volunteer_sees_matches_for_the_profile_just_saved(database, tmp_path)
                     "offers": [{"skill": skill, "level": 4}],
                 },
             )
-        learner = _account(
+        learner = register(
             client,
             "learner",
             {
@@ -111,26 +81,26 @@ def test_a_volunteer_sees_matches_for_the_profile_just_saved(database, tmp_path)
                 assert names == [f"{skill}-mentor"], f"worker {worker} ranked the old profile"
 
 
-def test_a_skill_added_while_serving_is_matched_on_every_worker(database, tmp_path):
-    engine = make_engine(database)
+def test_a_skill_added_while_serving_is_matched_on_every_worker(live_database, tmp_path):
+    engine = make_engine(live_database)
     try:
         with (
-            live_server(database, workers=WORKERS, log=tmp_path / "serve.log") as base,
+            live_server(live_database, workers=WORKERS, log=tmp_path / "serve.log") as base,
             httpx.Client(base_url=base, timeout=10) as client,
         ):
-            coordinator = _account(client, "coordinator", {"languages": ENGLISH})
+            coordinator = register(client, "coordinator", {"languages": ENGLISH})
             with engine.begin() as conn:
                 conn.execute(
                     update(Volunteer)
                     .where(Volunteer.username == "coordinator")
                     .values(role="coordinator")
                 )
-            mentor = _account(
+            mentor = register(
                 client,
                 "mentor",
                 {"languages": ENGLISH, "offers": [{"skill": "python", "level": 4}]},
             )
-            learner = _account(
+            learner = register(
                 client,
                 "learner",
                 {"languages": ENGLISH, "wants": [{"skill": "photography", "level": 2}]},
@@ -158,7 +128,7 @@ def test_a_skill_added_while_serving_is_matched_on_every_worker(database, tmp_pa
                 assert saved.status_code == 200, saved.text
 
             # A newcomer lists the new skill from the start.
-            newcomer = _account(
+            newcomer = register(
                 client,
                 "newcomer",
                 {"languages": ENGLISH, "wants": [{"skill": "wikifunctions-editing", "level": 1}]},
@@ -170,7 +140,7 @@ def test_a_skill_added_while_serving_is_matched_on_every_worker(database, tmp_pa
                 deadline = time.monotonic() + 30
                 matched: set[str] = set()
                 while len(matched) < WORKERS and time.monotonic() < deadline:
-                    worker, names = _ask(base, headers)
+                    worker, names = matched_usernames(base, headers)
                     assert names in ([], ["mentor"])
                     if names == ["mentor"]:
                         matched.add(worker)

@@ -7,58 +7,29 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import discard_database, fresh_database
-from tests.live import live_server
+from tests.live import live_server, matched_usernames, register
 
 pytestmark = pytest.mark.slow
 
-PASSWORD = "a long enough password"
 EVENINGS = [{"weekday": day, "start": "18:00", "end": "21:00"} for day in range(5)]
-
-
-def _account(client: httpx.Client, username: str, profile: dict) -> dict[str, str]:
-    response = client.post(
-        "/api/v1/auth/register",
-        json={"username": username, "email": f"{username}@example.org", "password": PASSWORD},
-    )
-    assert response.status_code == 201, response.text
-    token = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    assert client.put("/api/v1/me/profile", json=profile, headers=headers).status_code == 200
-    return headers
-
-
-def _ask(base: str, headers: dict[str, str]) -> tuple[str, list[str]]:
-    # A new connection each time, so that the kernel hands requests to either worker.
-    response = httpx.get(f"{base}/api/v1/me/matches", headers=headers, timeout=10)
-    assert response.status_code == 200, response.text
-    names = [item["volunteer"]["username"] for item in response.json()["items"]]
-    return response.headers["x-capex-worker"], names
 
 
 def _until_every_worker_says(base, headers, expected, workers=2, seconds=30.0):
     seen: set[str] = set()
     deadline = time.monotonic() + seconds
     while len(seen) < workers and time.monotonic() < deadline:
-        worker, names = _ask(base, headers)
+        worker, names = matched_usernames(base, headers)
         assert names == expected
         seen.add(worker)
     return seen
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path):
-    url = fresh_database(request.param, tmp_path)
-    yield url
-    discard_database(url)
-
-
-def test_profile_change_reaches_every_worker_within_a_second(database, tmp_path):
+def test_profile_change_reaches_every_worker_within_a_second(live_database, tmp_path):
     with (
-        live_server(database, workers=2, log=tmp_path / "serve.log") as base,
+        live_server(live_database, workers=2, log=tmp_path / "serve.log") as base,
         httpx.Client(base_url=base, timeout=10) as client,
     ):
-        learner = _account(
+        learner = register(
             client,
             "learner",
             {
@@ -68,7 +39,7 @@ def test_profile_change_reaches_every_worker_within_a_second(database, tmp_path)
                 "wants": [{"skill": "lua", "level": 2}],
             },
         )
-        mentor = _account(
+        mentor = register(
             client,
             "mentor",
             {
@@ -97,7 +68,7 @@ def test_profile_change_reaches_every_worker_within_a_second(database, tmp_path)
         assert len(_until_every_worker_says(base, learner, [])) == 2
 
 
-def test_the_server_writes_expiry_by_itself(database, tmp_path):
+def test_the_server_writes_expiry_by_itself(live_database, tmp_path):
     from datetime import timedelta
 
     from sqlalchemy import select, update
@@ -107,14 +78,14 @@ def test_the_server_writes_expiry_by_itself(database, tmp_path):
     from capex.models.base import utcnow
 
     env = {"CAPEX_MAINTENANCE_INTERVAL_SECONDS": "0.3", "CAPEX_REQUEST_TTL_DAYS": "14"}
-    engine = make_engine(database)
+    engine = make_engine(live_database)
     try:
         with (
-            live_server(database, workers=2, log=tmp_path / "serve.log", env=env) as base,
+            live_server(live_database, workers=2, log=tmp_path / "serve.log", env=env) as base,
             httpx.Client(base_url=base, timeout=10) as client,
         ):
-            learner = _account(client, "learner", {"languages": [{"code": "en", "level": 5}]})
-            mentor = _account(client, "mentor", {"offers": [{"skill": "lua", "level": 4}]})
+            learner = register(client, "learner", {"languages": [{"code": "en", "level": 5}]})
+            mentor = register(client, "mentor", {"offers": [{"skill": "lua", "level": 4}]})
             mentor_id = client.get("/api/v1/me", headers=mentor).json()["id"]
             created = client.post(
                 "/api/v1/exchanges", json={"mentor_id": mentor_id, "skill": "lua"}, headers=learner

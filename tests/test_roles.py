@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from capex import config, db, migrate
+from capex import db, migrate
 from capex.api.schemas.profiles import RegisterIn
 from capex.cli import app
 from capex.models import Volunteer
 from capex.services import accounts
-from tests.conftest import discard_database, fresh_database
+from tests.conftest import discard_database, fresh_database, reset_process_state
 from tests.factories import auth_headers, make_volunteer
 
 API = "/api/v1"
@@ -120,23 +120,15 @@ def test_volunteers_deactivate_whatever_the_coordinators(client, session, settin
 runner = CliRunner()
 
 
-def _reset_process_state() -> None:
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    config.get_settings.cache_clear()
-    db.get_engine.cache_clear()
-    db.get_session_factory.cache_clear()
-
-
 @pytest.fixture
 def cli_database(backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh migrated database the command uses through CAPEX_DATABASE_URL."""
     url = fresh_database(backend, tmp_path)
     migrate.upgrade(url)
     monkeypatch.setenv("CAPEX_DATABASE_URL", url)
-    _reset_process_state()
+    reset_process_state()
     yield url
-    _reset_process_state()
+    reset_process_state()
     discard_database(url)
 
 
