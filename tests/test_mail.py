@@ -36,7 +36,7 @@ from capex.services import maintenance
 from capex.services.notifications import MAX_MAIL_ATTEMPTS, deliver_pending, notify
 from tests.conftest import discard_database, fresh_database
 from tests.factories import auth_headers, make_volunteer
-from tests.live import free_port, live_server
+from tests.live import free_port, live_server, register
 
 EXCHANGES = "/api/v1/exchanges"
 
@@ -438,10 +438,10 @@ def test_live_workers_mail_each_notification_once(tmp_path, backend):
             live_server(database, workers=4, log=tmp_path / "serve.log", env=env) as base,
             httpx.Client(base_url=base, timeout=10) as client,
         ):
-            learner = _account(client, "learner", {})
+            learner = register(client, "learner", {})
             mentors = []
             for name in ("mentor1", "mentor2", "mentor3"):
-                headers = _account(client, name, {"offers": [{"skill": "lua", "level": 4}]})
+                headers = register(client, name, {"offers": [{"skill": "lua", "level": 4}]})
                 mentors.append(client.get("/api/v1/me", headers=headers).json()["id"])
             for mentor_id in mentors:
                 response = client.post(
@@ -463,18 +463,3 @@ def test_live_workers_mail_each_notification_once(tmp_path, backend):
             }
     finally:
         discard_database(database)
-
-
-def _account(client: httpx.Client, username: str, profile: dict[str, Any]) -> dict[str, str]:
-    password = "a long enough password"
-    response = client.post(
-        "/api/v1/auth/register",
-        json={"username": username, "email": f"{username}@example.org", "password": password},
-    )
-    assert response.status_code == 201, response.text
-    token = client.post("/api/v1/auth/token", data={"username": username, "password": password})
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-    if profile:
-        response = client.put("/api/v1/me/profile", json=profile, headers=headers)
-        assert response.status_code == 200, response.text
-    return headers
