@@ -244,22 +244,22 @@ class MatchingService:
         """
         if not self._rebuilding.acquire(blocking=False):
             return
-        if not self.rebuild_in_background:
-            try:
-                self._state = self._build(week_start)
-            finally:
-                self._rebuilding.release()
-            return
+        background = self.rebuild_in_background
 
         def rebuild() -> None:
             try:
                 self._state = self._build(week_start)
             except Exception:
+                if not background:
+                    raise
                 logger.exception("rebuilding the matching index failed; kept the previous one")
             finally:
                 self._rebuilding.release()
 
-        threading.Thread(target=rebuild, name="capex-matching-rebuild", daemon=True).start()
+        if background:
+            threading.Thread(target=rebuild, name="capex-matching-rebuild", daemon=True).start()
+        else:
+            rebuild()
 
     def _poll(self, state: _State) -> None:
         started = self.clock()
