@@ -97,17 +97,17 @@ def users_set_role(
 ) -> None:
     """Make USERNAME a coordinator, or a plain volunteer again."""
     from capex.db import session_scope
-    from capex.models import ROLES
     from capex.services import accounts
+    from capex.vocabulary import Role
 
-    if role not in ROLES:
-        raise _fail(f"role must be one of {', '.join(ROLES)}")
+    if role not in set(Role):
+        raise _fail(f"role must be one of {', '.join(Role)}")
     try:
         with session_scope() as session:
             # SQLite: hold the write lock from the start, as a write request does, so that
             # the count of coordinators cannot change under this transaction.
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-            accounts.set_role(session, accounts.volunteer_named(session, username), role)
+            accounts.set_role(session, accounts.volunteer_named(session, username), Role(role))
     except CapexError as error:
         raise _fail(error.detail) from error
     typer.echo(f"{username} is now a {role}")

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from capex.api.schemas.profiles import ProfileUpdate
 from capex.config import Settings
 from capex.models import Volunteer
+from capex.schemas.profiles import ProfileUpdate
 from capex.services import accounts, profiles
 
 PASSWORD = "correct horse battery"

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from capex import config, db, migrate
-from capex.api.schemas.profiles import RegisterIn
 from capex.cli import app
 from capex.models import Volunteer
+from capex.schemas.profiles import RegisterIn
 from capex.services import accounts
 from tests.conftest import discard_database, fresh_database, reset_process_state
 

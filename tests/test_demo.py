@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from capex.api.schemas.profiles import RegisterIn, check_timezone, standardize_language
 from capex.config import Settings
 from capex.errors import Conflict, Invalid
 from capex.models import (
@@ -23,6 +22,7 @@ from capex.models import (
 )
 from capex.models.base import utcnow
 from capex.regions import REGIONS
+from capex.schemas.profiles import RegisterIn, check_timezone, standardize_language
 from capex.services import accounts, demo
 from tests.factories import make_volunteer
 

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 
 from capex import migrate
-from capex.api.schemas.skills import SkillCreate
 from capex.db import make_engine
 from capex.models import Volunteer
+from capex.schemas.skills import SkillCreate
 from capex.services import skills
 from capex.services.matches import MatchingService
 from tests.conftest import discard_database, fresh_database

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from capex import db, migrate
-from capex.api.schemas.profiles import RegisterIn
 from capex.cli import app
 from capex.models import Volunteer
+from capex.schemas.profiles import RegisterIn
 from capex.services import accounts
 from tests.conftest import discard_database, fresh_database, reset_process_state
 from tests.factories import auth_headers, make_volunteer

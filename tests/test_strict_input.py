@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from capex.api.schemas.common import MAX_ID, encode_cursor
+from capex.schemas.common import MAX_ID, encode_cursor
 from tests.factories import auth_headers, make_volunteer, problem_fields
 
 API = "/api/v1"

@@ -1,67 +1,53 @@
-"""Dependencies as ``Annotated`` aliases: the session, the settings, who is calling."""
+"""The JSON door's dependencies: who is calling (a bearer token), sign-in forms, bodies that
+know the taxonomy; and, re-exported, what both doors share (``capex.deps``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Body, Depends, Path, Request
+from fastapi import Body, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.orm import Session, sessionmaker
 
-from capex.api.schemas.common import MAX_ID, control_character
-from capex.config import Settings
-from capex.errors import CapexError, Forbidden, Unauthorized
+from capex.deps import (
+    IdPath,
+    MatchingDep,
+    PageDep,
+    PageRequest,
+    SessionDep,
+    SettingsDep,
+    get_session,
+    get_settings,
+)
+from capex.errors import Forbidden, Unauthorized
 from capex.models import Volunteer
+from capex.schemas.common import control_character
 from capex.services import accounts
 from capex.services import skills as skill_service
+from capex.vocabulary import Role
+
+__all__ = [
+    "ClientAddress",
+    "Coordinator",
+    "CurrentUser",
+    "IdPath",
+    "MatchingDep",
+    "PageDep",
+    "PageRequest",
+    "SessionDep",
+    "SettingsDep",
+    "SignInForm",
+    "TokenDep",
+    "body_with_known_skills",
+    "get_coordinator",
+    "get_session",
+    "get_settings",
+    "get_token",
+]
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-# An integer id in a path; out of range it is simply not found.
-IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
-
-
-# Dependencies that do no I/O are async: FastAPI runs them on the event loop instead of
-# handing each to the thread pool (a hop per dependency per request).
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """One request, one transaction: commit when the endpoint returns, else roll back."""
-    factory: sessionmaker[Session] = request.app.state.session_factory
-    session = factory()
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        # SQLite: take the write lock when the transaction begins. A deferred transaction
-        # that reads and then writes fails at once if another writer got in between.
-        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-    try:
-        yield session
-    except CapexError as error:
-        if error.keep_changes:
-            session.commit()
-        else:
-            session.rollback()
-        raise
-    except BaseException:
-        session.rollback()
-        raise
-    else:
-        session.commit()
-    finally:
-        session.close()
-
-
-# scope="function": the commit happens before the response is sent, so a client that
-# reads right after a write sees it.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 BearerToken = Annotated[str | None, Depends(_bearer)]
@@ -84,7 +70,7 @@ CurrentUser = Annotated[Volunteer, Depends(get_current_user)]
 
 
 async def get_coordinator(user: CurrentUser) -> Volunteer:
-    if user.role != "coordinator":
+    if user.role != Role.COORDINATOR:
         raise Forbidden("only coordinators may do this")
     return user
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from capex.api.deps import get_coordinator, get_session, get_token
 from capex.api.problems import PROBLEM_JSON
-from capex.api.schemas.common import Problem, body_models
+from capex.schemas.common import Problem, body_models
 
 PROBLEM_REF = "#/components/schemas/Problem"
 BEARER = (
@@ -91,11 +91,19 @@ def complete(app: FastAPI, schema: dict[str, Any]) -> dict[str, Any]:
             _describe_errors(operation)
     for scheme in schema["components"].get("securitySchemes", {}).values():
         scheme.setdefault("description", BEARER)
-    # FastAPI's own 422 shape is never sent: the problem document replaced it.
+    # Components nothing refers to go: FastAPI's own 422 shape (the problem document
+    # replaced it), and the definitions FastAPI writes for the vocabularies' StrEnums, which
+    # the fields publish inline (see capex.schemas.common).
     referenced = _refs(schema["paths"])
-    for name in ("HTTPValidationError", "ValidationError"):
+    pending = set(referenced)
+    while pending:
+        name = pending.pop().rsplit("/", 1)[-1]
+        found = _refs(components.get(name, {})) - referenced
+        referenced |= found
+        pending |= found
+    for name in list(components):
         if f"#/components/schemas/{name}" not in referenced:
-            components.pop(name, None)
+            del components[name]
     return schema
 
 

@@ -3,8 +3,6 @@
 from capex.models.auth import AccessToken, LoginFailure
 from capex.models.base import Base
 from capex.models.exchange import (
-    OPEN_STATES,
-    STATES,
     Exchange,
     ExchangeEvent,
     Feedback,
@@ -13,7 +11,6 @@ from capex.models.exchange import (
 )
 from capex.models.skill import MAX_SKILL_DEPTH, Skill, SkillAlias
 from capex.models.volunteer import (
-    ROLES,
     AvailabilitySlot,
     SkillOffer,
     SkillWant,
@@ -23,9 +20,6 @@ from capex.models.volunteer import (
 
 __all__ = [
     "MAX_SKILL_DEPTH",
-    "OPEN_STATES",
-    "ROLES",
-    "STATES",
     "AccessToken",
     "AvailabilitySlot",
     "Base",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, TypeVar
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, func
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -42,6 +43,33 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+VocabularyT = TypeVar("VocabularyT", bound=StrEnum)
+
+
+class Vocabulary(TypeDecorator[VocabularyT], Generic[VocabularyT]):
+    """A column of one of capex's words: stored as its text, read back as the StrEnum member.
+
+    The database sees a plain VARCHAR (the check constraint beside it lists the words), so
+    the schema is what the migrations wrote; Python sees ``ExchangeState.ACCEPTED``, not
+    ``"accepted"``, and mypy checks every comparison.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, vocabulary: type[VocabularyT], length: int = 16) -> None:
+        super().__init__(length)
+        self.vocabulary = vocabulary
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        # Members and plain text both go in as the text; an unknown word fails here, before
+        # the database's check constraint would.
+        return None if value is None else self.vocabulary(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> VocabularyT | None:
+        return None if value is None else self.vocabulary(value)
 
 
 # Every integer key (an ``id`` and each foreign key to one) is 64-bit, the range the API

@@ -17,23 +17,25 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from capex.models.base import Base, UTCDateTime, utcnow
+from capex.models.base import Base, UTCDateTime, Vocabulary, utcnow
+from capex.vocabulary import (
+    OPEN_STATES,
+    ExchangeAction,
+    ExchangeState,
+    NotificationKind,
+    Origin,
+    Side,
+    sql_in,
+)
 
-STATES = ("requested", "accepted", "declined", "cancelled", "expired", "completed")
-OPEN_STATES = ("requested", "accepted")
-ORIGINS = ("request", "round")
-
-_OPEN = "state IN ('requested', 'accepted')"
+_OPEN = sql_in("state", OPEN_STATES)
 
 
 class Exchange(Base):
     __tablename__ = "exchanges"
     __table_args__ = (
-        CheckConstraint(
-            "state IN ('requested', 'accepted', 'declined', 'cancelled', 'expired', 'completed')",
-            name="state_known",
-        ),
-        CheckConstraint("origin IN ('request', 'round')", name="origin_known"),
+        CheckConstraint(sql_in("state", ExchangeState), name="state_known"),
+        CheckConstraint(sql_in("origin", Origin), name="origin_known"),
         CheckConstraint("learner_id <> mentor_id", name="not_self"),
         # At most one open exchange per learner, mentor and skill: held by the database.
         Index(
@@ -54,8 +56,10 @@ class Exchange(Base):
     learner_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="RESTRICT"))
     mentor_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="RESTRICT"))
     skill_id: Mapped[str] = mapped_column(ForeignKey("skills.id", ondelete="RESTRICT"))
-    state: Mapped[str] = mapped_column(String(16), default="requested")
-    origin: Mapped[str] = mapped_column(String(16), default="request")
+    state: Mapped[ExchangeState] = mapped_column(
+        Vocabulary(ExchangeState), default=ExchangeState.REQUESTED
+    )
+    origin: Mapped[Origin] = mapped_column(Vocabulary(Origin), default=Origin.REQUEST)
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -77,9 +81,9 @@ class ExchangeEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # None when the system acted (expiry).
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("volunteers.id", ondelete="SET NULL"))
-    action: Mapped[str] = mapped_column(String(16))
-    from_state: Mapped[str | None] = mapped_column(String(16))
-    to_state: Mapped[str] = mapped_column(String(16))
+    action: Mapped[ExchangeAction] = mapped_column(Vocabulary(ExchangeAction))
+    from_state: Mapped[ExchangeState | None] = mapped_column(Vocabulary(ExchangeState))
+    to_state: Mapped[ExchangeState] = mapped_column(Vocabulary(ExchangeState))
     note: Mapped[str] = mapped_column(Text, default="")
 
 
@@ -96,7 +100,7 @@ class Feedback(Base):
     author_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="RESTRICT"))
     # The other participant, whom the rating is about.
     subject_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="RESTRICT"))
-    author_role: Mapped[str] = mapped_column(String(16))
+    author_role: Mapped[Side] = mapped_column(Vocabulary(Side))
     rating: Mapped[int] = mapped_column(SmallInteger)
     comment: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -116,7 +120,7 @@ class Notification(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[NotificationKind] = mapped_column(Vocabulary(NotificationKind, 32))
     exchange_id: Mapped[int | None] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

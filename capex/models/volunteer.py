@@ -7,17 +7,16 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from capex.models.base import Base, TimestampMixin, UTCDateTime
+from capex.models.base import Base, TimestampMixin, UTCDateTime, Vocabulary
 from capex.models.skill import Skill
-
-ROLES = ("volunteer", "coordinator")
+from capex.vocabulary import Role, sql_in
 
 
 class Volunteer(TimestampMixin, Base):
     __tablename__ = "volunteers"
     __table_args__ = (
         CheckConstraint("mentor_capacity BETWEEN 0 AND 20", name="mentor_capacity_range"),
-        CheckConstraint("role IN ('volunteer', 'coordinator')", name="role_known"),
+        CheckConstraint(sql_in("role", Role), name="role_known"),
         # Counters kept in step with exchanges by conditional UPDATEs, so that two requests
         # racing for a mentor's last slot cannot both win; the checks are the backstop.
         CheckConstraint(
@@ -43,7 +42,7 @@ class Volunteer(TimestampMixin, Base):
     mentor_capacity: Mapped[int] = mapped_column(SmallInteger, default=2)
     accepted_as_mentor: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     requested_as_learner: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
-    role: Mapped[str] = mapped_column(String(16), default="volunteer")
+    role: Mapped[Role] = mapped_column(Vocabulary(Role), default=Role.VOLUNTEER)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -14,7 +14,6 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from capex.api.schemas.profiles import RegisterIn
 from capex.config import Settings
 from capex.errors import (
     Conflict,
@@ -26,7 +25,9 @@ from capex.errors import (
 )
 from capex.models import AccessToken, Exchange, LoginFailure, Volunteer
 from capex.models.base import utcnow
+from capex.schemas.profiles import RegisterIn
 from capex.services.exchanges import cancel_all_open
+from capex.vocabulary import Role
 
 
 @lru_cache
@@ -264,7 +265,7 @@ def volunteer_named(session: Session, username: str) -> Volunteer:
 
 
 def set_role(
-    session: Session, volunteer: Volunteer, role: str, *, by: Volunteer | None = None
+    session: Session, volunteer: Volunteer, role: Role, *, by: Volunteer | None = None
 ) -> Volunteer:
     """Give ``volunteer`` the role ``role``, as the coordinator ``by`` (None: the command line).
 
@@ -274,7 +275,7 @@ def set_role(
     # Granting the role removes nobody and takes no lock: holding the coordinators' rows
     # while waiting for the new one's row could deadlock with a transition moving its
     # counters (a transition holds that row and then takes its mentor's, maybe one of them).
-    if role != "coordinator":
+    if role != Role.COORDINATOR:
         coordinators = _lock_active_coordinators(session)
         if by is not None and by.id not in coordinators:
             raise Forbidden("only coordinators may do this")

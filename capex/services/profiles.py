@@ -9,13 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.interfaces import LoaderOption
 
-from capex.api.schemas.profiles import (
-    LanguageIn,
-    ProfileReplace,
-    ProfileUpdate,
-    SlotIn,
-    format_time,
-)
 from capex.errors import Invalid, NotFound, field_error
 from capex.models import (
     AvailabilitySlot,
@@ -25,6 +18,13 @@ from capex.models import (
     VolunteerLanguage,
 )
 from capex.models.base import utcnow
+from capex.schemas.profiles import (
+    LanguageIn,
+    ProfileReplace,
+    ProfileUpdate,
+    SlotIn,
+    format_time,
+)
 from capex.services import skills as skill_service
 from capex.services.exchanges import mentor_ratings
 

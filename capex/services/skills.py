@@ -12,9 +12,9 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from capex.api.schemas.skills import SkillCreate, SkillUpdate
 from capex.errors import Conflict, Invalid, NotFound, field_error
 from capex.models import MAX_SKILL_DEPTH, Skill, SkillAlias
+from capex.schemas.skills import SkillCreate, SkillUpdate
 
 
 def starting_taxonomy() -> list[dict[str, Any]]:

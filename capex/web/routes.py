@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from capex import __version__
-from capex.api.deps import SessionDep
+from capex.deps import SessionDep
 from capex.services import skills as skill_service
 
 STATIC = Path(__file__).parent / "static"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from capex.api.deps import ClientAddress, SessionDep, SettingsDep, SignInForm, TokenDep
-from capex.api.schemas.common import Problem
-from capex.api.schemas.profiles import MeRead, RegisterIn, TokenRead
 from capex.errors import Invalid, field_error
+from capex.schemas.common import Problem
+from capex.schemas.profiles import MeRead, RegisterIn, TokenRead
 from capex.services import accounts, profiles
 
 router = APIRouter(prefix="/auth", tags=["accounts"])

@@ -8,17 +8,17 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, Query, Response, status
 from sqlalchemy.orm import Session
 
-from capex.api.deps import CurrentUser, IdPath, SessionDep, SettingsDep
-from capex.api.schemas.common import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
+from capex.api.deps import CurrentUser, IdPath, PageDep, SessionDep, SettingsDep
+from capex.config import Settings
+from capex.errors import Forbidden
+from capex.models import Exchange, Feedback, Volunteer
+from capex.schemas.common import (
     Page,
     PlainText,
     Problem,
-    cursor_position,
     encode_cursor,
 )
-from capex.api.schemas.exchanges import (
+from capex.schemas.exchanges import (
     EventList,
     ExchangeCreate,
     ExchangeRead,
@@ -28,9 +28,6 @@ from capex.api.schemas.exchanges import (
     ReasonIn,
     State,
 )
-from capex.config import Settings
-from capex.errors import Forbidden
-from capex.models import Exchange, Feedback, Volunteer
 from capex.services import exchanges
 from capex.services.profiles import volunteer_refs
 
@@ -108,14 +105,13 @@ def request_exchange(
 def list_exchanges(
     me: CurrentUser,
     session: SessionDep,
+    page: PageDep,
     settings: SettingsDep,
     state: Annotated[State | None, Query()] = None,
     role: Annotated[Literal["learner", "mentor"] | None, Query(alias="as")] = None,
     scope: Annotated[
         Literal["mine", "all"], Query(description="all: everyone's (coordinators)")
     ] = "mine",
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """My exchanges, newest first; a coordinator may ask for everyone's."""
     if scope == "all" and me.role != "coordinator":
@@ -127,8 +123,8 @@ def list_exchanges(
         state=state,
         role=role,
         everyone=scope == "all",
-        before_id=cursor_position(cursor, "before", int),
-        limit=limit,
+        before_id=page.position("before", int),
+        limit=page.limit,
     )
     return {
         "items": views(session, settings, rows),

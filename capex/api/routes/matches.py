@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from capex.api.deps import CurrentUser, SessionDep
-from capex.api.schemas.common import MAX_LIMIT, Problem
-from capex.api.schemas.matches import MatchList
-from capex.api.schemas.skills import SkillId
-from capex.services.matches import MatchingService
+from capex.api.deps import CurrentUser, MatchingDep, SessionDep
+from capex.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Problem
+from capex.schemas.matches import MatchList
+from capex.schemas.skills import SkillId
 from capex.services.profiles import volunteer_refs
 
 router = APIRouter(tags=["matching"])
@@ -22,9 +21,9 @@ router = APIRouter(tags=["matching"])
     responses={401: {"model": Problem}, 422: {"model": Problem}},
 )
 def my_matches(
-    request: Request,
     me: CurrentUser,
     session: SessionDep,
+    matching: MatchingDep,
     role: Annotated[
         Literal["learner", "mentor"],
         Query(
@@ -32,10 +31,9 @@ def my_matches(
         ),
     ] = "learner",
     skill: Annotated[SkillId | None, Query(description="only this one of my skills")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     """Ranked candidates, best first, each with the reasons for its score."""
-    matching: MatchingService = request.app.state.matching
     found = matching.matches(session, me, role=role, skill=skill, limit=limit)
     refs = volunteer_refs(session, (match.volunteer_id for match in found))
     return {

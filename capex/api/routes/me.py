@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response, status
 
 from capex.api.deps import CurrentUser, SessionDep, SettingsDep, body_with_known_skills
-from capex.api.schemas.common import Problem
-from capex.api.schemas.profiles import MeRead, ProfileReplace, ProfileUpdate
+from capex.schemas.common import Problem
+from capex.schemas.profiles import MeRead, ProfileReplace, ProfileUpdate
 from capex.services import accounts, profiles
 
 router = APIRouter(tags=["accounts"])

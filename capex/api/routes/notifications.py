@@ -6,15 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from capex.api.deps import CurrentUser, SessionDep
-from capex.api.schemas.common import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
+from capex.api.deps import CurrentUser, PageDep, SessionDep
+from capex.schemas.common import (
     Problem,
-    cursor_position,
     encode_cursor,
 )
-from capex.api.schemas.exchanges import MarkRead, NotificationPage, UnreadCount
+from capex.schemas.exchanges import MarkRead, NotificationPage, UnreadCount
 from capex.services import notifications
 
 router = APIRouter(prefix="/me/notifications", tags=["notifications"])
@@ -28,14 +25,13 @@ router = APIRouter(prefix="/me/notifications", tags=["notifications"])
 def inbox(
     me: CurrentUser,
     session: SessionDep,
+    page: PageDep,
     unread: Annotated[bool, Query(description="only unread ones")] = False,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """My notifications, newest first, with the unread count."""
-    before = cursor_position(cursor, "before", int)
+    before = page.position("before", int)
     rows, more, unread_count = notifications.inbox(
-        session, me.id, unread_only=unread, before_id=before, limit=limit
+        session, me.id, unread_only=unread, before_id=before, limit=page.limit
     )
     return {
         "items": [

@@ -6,18 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
-from capex.api.deps import Coordinator, SessionDep
-from capex.api.schemas.common import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
+from capex.api.deps import Coordinator, PageDep, SessionDep
+from capex.regions import REGIONS
+from capex.schemas.common import (
     Page,
     PlainText,
     Problem,
-    cursor_position,
     encode_cursor,
 )
-from capex.api.schemas.skills import SkillCreate, SkillDetail, SkillRead, SkillUpdate
-from capex.regions import REGIONS
+from capex.schemas.skills import SkillCreate, SkillDetail, SkillRead, SkillUpdate
 from capex.services import skills as skill_service
 
 router = APIRouter(tags=["skills"])
@@ -26,6 +23,7 @@ router = APIRouter(tags=["skills"])
 @router.get("/skills", response_model=Page[SkillRead], responses={422: {"model": Problem}})
 def list_skills(
     session: SessionDep,
+    page: PageDep,
     q: Annotated[
         PlainText | None, Query(min_length=1, max_length=100, description="in names and aliases")
     ] = None,
@@ -33,17 +31,15 @@ def list_skills(
         PlainText | None,
         Query(max_length=64, description="children of this skill; empty for the roots"),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """The skill taxonomy, in id order."""
     skills = skill_service.list_skills(
-        session, q=q, parent=parent, after=cursor_position(cursor, "id", str), limit=limit + 1
+        session, q=q, parent=parent, after=page.position("id", str), limit=page.limit + 1
     )
-    page = skills[:limit]
+    shown = skills[: page.limit]
     return {
-        "items": [skill_service.skill_document(skill) for skill in page],
-        "next_cursor": encode_cursor({"id": page[-1].id}) if len(skills) > limit else None,
+        "items": [skill_service.skill_document(skill) for skill in shown],
+        "next_cursor": encode_cursor({"id": shown[-1].id}) if len(skills) > page.limit else None,
     }
 
 

@@ -6,18 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from capex.api.deps import Coordinator, CurrentUser, IdPath, SessionDep
-from capex.api.schemas.common import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
+from capex.api.deps import Coordinator, CurrentUser, IdPath, PageDep, SessionDep
+from capex.schemas.common import (
     Page,
     PlainText,
     Problem,
-    cursor_position,
     encode_cursor,
 )
-from capex.api.schemas.profiles import LanguageCode, MeRead, Region, RoleIn, VolunteerRead
-from capex.api.schemas.skills import SkillId
+from capex.schemas.profiles import LanguageCode, MeRead, Region, RoleIn, VolunteerRead
+from capex.schemas.skills import SkillId
 from capex.services import accounts, directory, profiles
 
 router = APIRouter(prefix="/volunteers", tags=["directory"])
@@ -29,6 +26,7 @@ _errors: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 422: {"mode
 def list_volunteers(
     _me: CurrentUser,
     session: SessionDep,
+    page: PageDep,
     offers: Annotated[
         SkillId | None, Query(description="offers this skill or one below it")
     ] = None,
@@ -36,8 +34,6 @@ def list_volunteers(
     language: Annotated[LanguageCode | None, Query(description="'pt' also finds 'pt-BR'")] = None,
     region: Annotated[Region | None, Query()] = None,
     q: Annotated[PlainText | None, Query(min_length=1, max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """Public profiles of active volunteers, filtered, in a stable order."""
     query = directory.DirectoryQuery(
@@ -46,8 +42,8 @@ def list_volunteers(
         language=language,
         region=region,
         q=q,
-        after_id=cursor_position(cursor, "id", int),
-        limit=limit,
+        after_id=page.position("id", int),
+        limit=page.limit,
     )
     volunteers, more = directory.search(session, query)
     return {

@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from capex.api.schemas.common import InputSchema, Schema
+from capex.schemas.common import InputSchema, Schema
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 WIKIDATA_PATTERN = r"^Q[1-9][0-9]{0,11}$"

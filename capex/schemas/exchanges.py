@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_serializer
 
-from capex.api.schemas.common import MAX_ID, InputSchema
-from capex.api.schemas.profiles import VolunteerRef
-from capex.api.schemas.skills import SkillId
+from capex.schemas.common import MAX_ID, InputSchema
+from capex.schemas.profiles import VolunteerRef
+from capex.schemas.skills import SkillId
 
 State = Literal["requested", "accepted", "declined", "cancelled", "expired", "completed"]
 Reason = Annotated[str, Field(max_length=1000)]

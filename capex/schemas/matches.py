@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_serializer
 
-from capex.api.schemas.profiles import VolunteerRef
+from capex.schemas.profiles import VolunteerRef
 
 # Scores are sums of float products (0.9700000000000001); four places tell every
 # ranking apart that a person could, and read cleanly.

@@ -21,9 +21,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from capex.api.schemas.common import InputSchema, Schema
-from capex.api.schemas.skills import SkillId
 from capex.regions import REGIONS
+from capex.schemas.common import InputSchema, RoleWord, Schema
+from capex.schemas.skills import SkillId
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
 MAX_LIST_ITEMS = 50
@@ -277,7 +277,7 @@ class RegisterIn(InputSchema):
 
 
 class RoleIn(InputSchema):
-    role: Literal["volunteer", "coordinator"]
+    role: RoleWord
 
 
 class LanguageRead(Schema):

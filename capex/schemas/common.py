@@ -6,6 +6,8 @@ import base64
 import binascii
 import json
 import re
+from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -13,11 +15,22 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetPydanticSchema,
+    PlainSerializer,
     field_validator,
 )
 from pydantic_core import PydanticCustomError
+from pydantic_core import core_schema as cs
 
 from capex.errors import Invalid, field_error
+from capex.vocabulary import (
+    ExchangeAction,
+    ExchangeState,
+    NotificationKind,
+    Origin,
+    Role,
+    Side,
+)
 
 T = TypeVar("T")
 
@@ -27,7 +40,48 @@ MAX_ID = 2**63 - 1  # the largest integer key both databases store
 
 
 class Schema(BaseModel):
+    """Base of every response model: built from a service's typed result by its attributes."""
+
     model_config = ConfigDict(from_attributes=True)
+
+
+def _as_text(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# Every timestamp in an answer: UTC, to the second, with a Z ("2026-12-01T13:34:57Z").
+# The published type is "string or null" even where the field is never null: that is what
+# the contract said before this type replaced five copies of the serializer.
+UtcTimestamp = Annotated[datetime, PlainSerializer(_as_text, return_type=str | None)]
+
+
+def _published_as_literal(vocabulary: type[StrEnum]) -> GetPydanticSchema:
+    """Validate a vocabulary's words into its members, published as an inline string enum.
+
+    A plain StrEnum field would be published as a named component; these fields were
+    ``Literal`` types, and the contract keeps their shape. Validation accepts only the
+    words themselves (JSON text), also in strict bodies, and answers go out as text.
+    """
+    words = cs.literal_schema([member.value for member in vocabulary])
+
+    def schema(_source: Any, _handler: Any) -> cs.CoreSchema:
+        return cs.no_info_after_validator_function(
+            vocabulary,
+            words,
+            serialization=cs.plain_serializer_function_ser_schema(
+                lambda member: member.value, return_schema=words
+            ),
+        )
+
+    return GetPydanticSchema(schema)
+
+
+ExchangeStateWord = Annotated[ExchangeState, _published_as_literal(ExchangeState)]
+ExchangeActionWord = Annotated[ExchangeAction, _published_as_literal(ExchangeAction)]
+OriginWord = Annotated[Origin, _published_as_literal(Origin)]
+RoleWord = Annotated[Role, _published_as_literal(Role)]
+SideWord = Annotated[Side, _published_as_literal(Side)]
+NotificationKindWord = Annotated[NotificationKind, _published_as_literal(NotificationKind)]
 
 
 # Tab and newline are text; every other control character (NUL, carriage return, escape,
