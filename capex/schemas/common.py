@@ -53,6 +53,8 @@ def _as_text(value: datetime | None) -> str | None:
 # The published type is "string or null" even where the field is never null: that is what
 # the contract said before this type replaced five copies of the serializer.
 UtcTimestamp = Annotated[datetime, PlainSerializer(_as_text, return_type=str | None)]
+# The same, published as a plain "string": a profile's created_at always was.
+RequiredUtcTimestamp = Annotated[datetime, PlainSerializer(_as_text, return_type=str)]
 
 
 def _published_as_literal(vocabulary: type[StrEnum]) -> GetPydanticSchema:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from datetime import datetime
 from functools import cache
 from itertools import pairwise
 from typing import Annotated, Any, Literal
@@ -15,14 +14,13 @@ from pydantic import (
     EmailStr,
     Field,
     ValidationInfo,
-    field_serializer,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from capex.regions import REGIONS
-from capex.schemas.common import InputSchema, RoleWord, Schema
+from capex.schemas.common import InputSchema, RequiredUtcTimestamp, RoleWord, Schema
 from capex.schemas.skills import SkillId
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
@@ -325,11 +323,7 @@ class VolunteerRead(Schema):
     mentor_capacity: int
     open_slots: int
     rating: RatingRead | None = Field(description="as a mentor, once 3 learners rated")
-    created_at: datetime
-
-    @field_serializer("created_at")
-    def _utc(self, value: datetime) -> str:
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    created_at: RequiredUtcTimestamp
 
 
 class MeRead(VolunteerRead):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -27,6 +29,9 @@ from capex.schemas.profiles import (
 )
 from capex.services import skills as skill_service
 from capex.services.exchanges import mentor_ratings
+from capex.vocabulary import Role
+
+ProfileT = TypeVar("ProfileT", bound="PublicProfile")
 
 
 def profile_options() -> list[LoaderOption]:
@@ -152,73 +157,141 @@ def save_profile(
     return load_profile(session, volunteer_id)
 
 
-def public_views(session: Session, volunteers: list[Volunteer]) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class VolunteerRef:
+    """A volunteer named in someone else's view: an exchange, an event, a match."""
+
+    id: int
+    username: str
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklySlot:
+    """A weekly available time, on the profile's own wall clock ('18:00' to '20:30')."""
+
+    weekday: int
+    start: str
+    end: str
+
+
+@dataclass(frozen=True, slots=True)
+class SkillEntry:
+    """A skill a volunteer offers or wants, with its name and their level."""
+
+    skill: str
+    name: str
+    level: int
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class MentorRating:
+    """The learners' mean rating of a mentor and how many rated (shown from 3 on)."""
+
+    average: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PublicProfile:
+    """A volunteer as any signed-in volunteer sees them (never the email)."""
+
+    id: int
+    username: str
+    display_name: str
+    bio: str
+    timezone: str | None
+    region: str | None
+    languages: tuple[VolunteerLanguage, ...]
+    availability: tuple[WeeklySlot, ...]
+    offers: tuple[SkillEntry, ...]
+    wants: tuple[SkillEntry, ...]
+    mentor_capacity: int
+    open_slots: int
+    rating: MentorRating | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OwnProfile(PublicProfile):
+    """A volunteer's own profile: the public one and what only its owner sees."""
+
+    email: str
+    role: Role
+    is_active: bool
+
+
+def public_profiles(session: Session, volunteers: list[Volunteer]) -> list[PublicProfile]:
     """Public profiles, with open slots and (from 3 ratings on) the mentor rating."""
-    slots = open_slots(session, volunteers)
-    ratings = mentor_ratings(session, [volunteer.id for volunteer in volunteers])
+    slots, ratings = _slots_and_ratings(session, volunteers)
     return [
-        public_view(volunteer, slots[volunteer.id], ratings.get(volunteer.id))
+        _profile(PublicProfile, volunteer, slots[volunteer.id], ratings.get(volunteer.id))
         for volunteer in volunteers
     ]
 
 
-def own_views(session: Session, volunteer: Volunteer) -> dict[str, Any]:
+def own_profile(session: Session, volunteer: Volunteer) -> OwnProfile:
     """The own profile of one volunteer."""
-    (view,) = public_views(session, [volunteer])
-    return {
-        **view,
-        "email": volunteer.email,
-        "role": volunteer.role,
-        "is_active": volunteer.is_active,
-    }
+    slots, ratings = _slots_and_ratings(session, [volunteer])
+    return _profile(
+        OwnProfile,
+        volunteer,
+        slots[volunteer.id],
+        ratings.get(volunteer.id),
+        email=volunteer.email,
+        role=volunteer.role,
+        is_active=volunteer.is_active,
+    )
 
 
-def public_view(
-    volunteer: Volunteer, slots_open: int, rating: tuple[float, int] | None = None
-) -> dict[str, Any]:
-    """The fields of a public profile (``VolunteerRead``)."""
-    return {
-        "id": volunteer.id,
-        "username": volunteer.username,
-        "display_name": volunteer.display_name,
-        "bio": volunteer.bio,
-        "timezone": volunteer.timezone,
-        "region": volunteer.region,
-        "languages": [{"code": lang.code, "level": lang.level} for lang in volunteer.languages],
-        "availability": [
-            {
-                "weekday": slot.weekday,
-                "start": format_time(slot.start_minute),
-                "end": format_time(slot.end_minute),
-            }
+def _slots_and_ratings(
+    session: Session, volunteers: list[Volunteer]
+) -> tuple[dict[int, int], dict[int, tuple[float, int]]]:
+    return open_slots(session, volunteers), mentor_ratings(session, [v.id for v in volunteers])
+
+
+def _profile(
+    view: type[ProfileT],
+    volunteer: Volunteer,
+    slots_open: int,
+    rating: tuple[float, int] | None,
+    **owner_only: Any,
+) -> ProfileT:
+    return view(
+        id=volunteer.id,
+        username=volunteer.username,
+        display_name=volunteer.display_name,
+        bio=volunteer.bio,
+        timezone=volunteer.timezone,
+        region=volunteer.region,
+        languages=tuple(volunteer.languages),
+        availability=tuple(
+            WeeklySlot(slot.weekday, format_time(slot.start_minute), format_time(slot.end_minute))
             for slot in volunteer.availability
-        ],
-        "offers": [_entry(offer) for offer in volunteer.offers],
-        "wants": [_entry(want) for want in volunteer.wants],
-        "mentor_capacity": volunteer.mentor_capacity,
-        "open_slots": slots_open,
-        "rating": None if rating is None else {"average": rating[0], "count": rating[1]},
-        "created_at": volunteer.created_at,
-    }
+        ),
+        offers=tuple(_entry(offer) for offer in volunteer.offers),
+        wants=tuple(_entry(want) for want in volunteer.wants),
+        mentor_capacity=volunteer.mentor_capacity,
+        open_slots=slots_open,
+        rating=None if rating is None else MentorRating(*rating),
+        created_at=volunteer.created_at,
+        **owner_only,
+    )
 
 
-def _entry(entry: SkillOffer | SkillWant) -> dict[str, Any]:
-    return {
-        "skill": entry.skill_id,
-        "name": entry.skill.name,
-        "level": entry.level,
-        "note": entry.note,
-    }
+def _entry(entry: SkillOffer | SkillWant) -> SkillEntry:
+    return SkillEntry(entry.skill_id, entry.skill.name, entry.level, entry.note)
 
 
-def volunteer_refs(session: Session, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """``{id, username, display_name}`` of each volunteer, by id (``VolunteerRef``)."""
+def volunteer_refs(session: Session, ids: Iterable[int]) -> dict[int, VolunteerRef]:
+    """Each of these volunteers named, by id (deactivated ones too)."""
     rows = session.execute(
         select(Volunteer.id, Volunteer.username, Volunteer.display_name).where(
             Volunteer.id.in_(list(ids))
         )
     )
     return {
-        row.id: {"id": row.id, "username": row.username, "display_name": row.display_name}
+        row.id: VolunteerRef(id=row.id, username=row.username, display_name=row.display_name)
         for row in rows
     }

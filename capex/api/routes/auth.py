@@ -38,10 +38,10 @@ async def form_body(request: Request) -> None:
     response_model=MeRead,
     responses={409: {"model": Problem}, 422: {"model": Problem}},
 )
-def register(data: RegisterIn, session: SessionDep) -> dict[str, object]:
+def register(data: RegisterIn, session: SessionDep) -> MeRead:
     """Create an account; the answer is the new volunteer's own profile."""
     volunteer = accounts.register(session, data)
-    return profiles.own_views(session, volunteer)
+    return MeRead.model_validate(profiles.own_profile(session, volunteer))
 
 
 @router.post(

@@ -27,12 +27,14 @@ def _body_doc(model: type[ProfileReplace | ProfileUpdate]) -> dict[str, Any]:
     }
 
 
-def _own(session: SessionDep, volunteer_id: int) -> dict[str, Any]:
-    return profiles.own_views(session, profiles.load_profile(session, volunteer_id))
+def _own(session: SessionDep, volunteer_id: int) -> MeRead:
+    return MeRead.model_validate(
+        profiles.own_profile(session, profiles.load_profile(session, volunteer_id))
+    )
 
 
 @router.get("/me", response_model=MeRead, responses=_errors)
-def read_me(me: CurrentUser, session: SessionDep) -> dict[str, Any]:
+def read_me(me: CurrentUser, session: SessionDep) -> MeRead:
     """My own profile, with my email and role."""
     return _own(session, me.id)
 
@@ -44,7 +46,7 @@ def replace_profile(
     me: CurrentUser,
     session: SessionDep,
     data: Annotated[ProfileReplace, Depends(body_with_known_skills(ProfileReplace))],
-) -> dict[str, Any]:
+) -> MeRead:
     """Replace my whole profile; a field left out returns to its default."""
     profiles.save_profile(session, me.id, data)
     return _own(session, me.id)
@@ -57,7 +59,7 @@ def update_profile(
     me: CurrentUser,
     session: SessionDep,
     data: Annotated[ProfileUpdate, Depends(body_with_known_skills(ProfileUpdate))],
-) -> dict[str, Any]:
+) -> MeRead:
     """Change only the profile fields given."""
     profiles.save_profile(session, me.id, data)
     return _own(session, me.id)

@@ -34,7 +34,7 @@ def list_volunteers(
     language: Annotated[LanguageCode | None, Query(description="'pt' also finds 'pt-BR'")] = None,
     region: Annotated[Region | None, Query()] = None,
     q: Annotated[PlainText | None, Query(min_length=1, max_length=100)] = None,
-) -> dict[str, Any]:
+) -> Page[VolunteerRead]:
     """Public profiles of active volunteers, filtered, in a stable order."""
     query = directory.DirectoryQuery(
         offers=offers,
@@ -46,16 +46,20 @@ def list_volunteers(
         limit=page.limit,
     )
     volunteers, more = directory.search(session, query)
-    return {
-        "items": profiles.public_views(session, volunteers),
-        "next_cursor": encode_cursor({"id": volunteers[-1].id}) if more else None,
-    }
+    return Page[VolunteerRead](
+        items=[
+            VolunteerRead.model_validate(view)
+            for view in profiles.public_profiles(session, volunteers)
+        ],
+        next_cursor=encode_cursor({"id": volunteers[-1].id}) if more else None,
+    )
 
 
 @router.get("/{volunteer_id}", response_model=VolunteerRead, responses={404: {"model": Problem}})
-def read_volunteer(volunteer_id: IdPath, _me: CurrentUser, session: SessionDep) -> dict[str, Any]:
+def read_volunteer(volunteer_id: IdPath, _me: CurrentUser, session: SessionDep) -> VolunteerRead:
     """One public profile (never the email)."""
-    return profiles.public_views(session, [profiles.load_profile(session, volunteer_id)])[0]
+    (view,) = profiles.public_profiles(session, [profiles.load_profile(session, volunteer_id)])
+    return VolunteerRead.model_validate(view)
 
 
 @router.put(
@@ -69,8 +73,8 @@ def read_volunteer(volunteer_id: IdPath, _me: CurrentUser, session: SessionDep) 
 )
 def set_role(
     volunteer_id: IdPath, data: RoleIn, coordinator: Coordinator, session: SessionDep
-) -> dict[str, Any]:
+) -> MeRead:
     """Make a volunteer a coordinator, or a volunteer again (never the last coordinator)."""
     volunteer = profiles.load_profile(session, volunteer_id)
     accounts.set_role(session, volunteer, data.role, by=coordinator)
-    return profiles.own_views(session, volunteer)
+    return MeRead.model_validate(profiles.own_profile(session, volunteer))
