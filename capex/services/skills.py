@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import exists, or_, select
@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session, selectinload
 from capex.errors import Conflict, Invalid, NotFound, field_error
 from capex.models import MAX_SKILL_DEPTH, Skill, SkillAlias
 from capex.schemas.skills import SkillCreate, SkillUpdate
+
+SkillViewT = TypeVar("SkillViewT", bound="SkillView")
 
 
 def starting_taxonomy() -> list[dict[str, Any]]:
@@ -101,20 +103,51 @@ def list_skills(
     return list(session.scalars(query.limit(limit)))
 
 
-@dataclass(frozen=True)
-class SkillDetail:
-    skill: Skill
-    children: list[Skill]
-    path: list[Skill]
+@dataclass(frozen=True, slots=True)
+class SkillView:
+    """A skill as the taxonomy shows it: its parent by id, its aliases in their order."""
+
+    id: str
+    name: str
+    description: str
+    parent: str | None
+    aliases: tuple[str, ...]
+    wikidata: str | None
 
 
-def get_skill(session: Session, skill_id: str) -> SkillDetail:
+@dataclass(frozen=True, slots=True)
+class SkillInTree(SkillView):
+    """A skill with its place in the tree: the skills below it, and its ancestors root first."""
+
+    children: tuple[Skill, ...]
+    path: tuple[Skill, ...]
+
+
+def skill_view(skill: Skill) -> SkillView:
+    """The view of a skill loaded with its aliases."""
+    return _view(SkillView, skill)
+
+
+def _view(view: type[SkillViewT], skill: Skill, **place: Any) -> SkillViewT:
+    return view(
+        id=skill.id,
+        name=skill.name,
+        description=skill.description,
+        parent=skill.parent_id,
+        aliases=tuple(alias.alias for alias in skill.aliases),
+        wikidata=skill.wikidata,
+        **place,
+    )
+
+
+def get_skill(session: Session, skill_id: str) -> SkillInTree:
+    """One skill with its children (by name) and its path from the root; 404 if unknown."""
     skill = session.scalars(
         select(Skill).options(selectinload(Skill.aliases)).where(Skill.id == skill_id)
     ).first()
     if skill is None:
         raise NotFound(f"no skill {skill_id!r}")
-    children = list(
+    children = tuple(
         session.scalars(select(Skill).where(Skill.parent_id == skill_id).order_by(Skill.name))
     )
     path: list[Skill] = []
@@ -123,7 +156,7 @@ def get_skill(session: Session, skill_id: str) -> SkillDetail:
         ancestor = session.get_one(Skill, current)
         path.insert(0, ancestor)
         current = ancestor.parent_id
-    return SkillDetail(skill, children, path)
+    return _view(SkillInTree, skill, children=children, path=tuple(path))
 
 
 def _check_parent(
@@ -198,29 +231,23 @@ def update_skill(session: Session, skill_id: str, data: SkillUpdate) -> Skill:
     return skill
 
 
-def skill_document(skill: Skill) -> dict[str, Any]:
-    return {
-        "id": skill.id,
-        "name": skill.name,
-        "description": skill.description,
-        "parent": skill.parent_id,
-        "aliases": [alias.alias for alias in skill.aliases],
-        "wikidata": skill.wikidata,
-    }
-
-
 def export_skills(session: Session) -> list[dict[str, Any]]:
-    """The whole taxonomy, parents before children, in the import format."""
+    """The whole taxonomy, parents before children, as the entries of an import file."""
     skills = {
         skill.id: skill
         for skill in session.scalars(select(Skill).options(selectinload(Skill.aliases)))
     }
     tree = {skill_id: skill.parent_id for skill_id, skill in skills.items()}
     ordered = sorted(skills, key=lambda skill_id: (depth_of(tree, skill_id), skill_id))
-    return [skill_document(skills[skill_id]) for skill_id in ordered]
+    return [_file_entry(skill_view(skills[skill_id])) for skill_id in ordered]
 
 
-@dataclass(frozen=True)
+def _file_entry(view: SkillView) -> dict[str, Any]:
+    # The file's own data (JSON objects, as ``capex skills export`` writes them).
+    return {**asdict(view), "aliases": list(view.aliases)}
+
+
+@dataclass(frozen=True, slots=True)
 class ImportResult:
     created: int
     updated: int

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
 from capex.api.deps import Coordinator, PageDep, SessionDep
+from capex.models import Skill
 from capex.regions import REGIONS
 from capex.schemas.common import (
     Page,
@@ -20,6 +21,10 @@ from capex.services import skills as skill_service
 router = APIRouter(tags=["skills"])
 
 
+def _read(skill: Skill) -> SkillRead:
+    return SkillRead.model_validate(skill_service.skill_view(skill))
+
+
 @router.get("/skills", response_model=Page[SkillRead], responses={422: {"model": Problem}})
 def list_skills(
     session: SessionDep,
@@ -31,27 +36,22 @@ def list_skills(
         PlainText | None,
         Query(max_length=64, description="children of this skill; empty for the roots"),
     ] = None,
-) -> dict[str, Any]:
+) -> Page[SkillRead]:
     """The skill taxonomy, in id order."""
     skills = skill_service.list_skills(
         session, q=q, parent=parent, after=page.position("id", str), limit=page.limit + 1
     )
     shown = skills[: page.limit]
-    return {
-        "items": [skill_service.skill_document(skill) for skill in shown],
-        "next_cursor": encode_cursor({"id": shown[-1].id}) if len(skills) > page.limit else None,
-    }
+    return Page[SkillRead](
+        items=[_read(skill) for skill in shown],
+        next_cursor=encode_cursor({"id": shown[-1].id}) if len(skills) > page.limit else None,
+    )
 
 
 @router.get("/skills/{skill_id}", response_model=SkillDetail, responses={404: {"model": Problem}})
-def read_skill(skill_id: PlainText, session: SessionDep) -> dict[str, Any]:
+def read_skill(skill_id: PlainText, session: SessionDep) -> SkillDetail:
     """One skill, with its children and its path from the root."""
-    detail = skill_service.get_skill(session, skill_id)
-    return {
-        **skill_service.skill_document(detail.skill),
-        "children": [{"id": c.id, "name": c.name} for c in detail.children],
-        "path": [{"id": a.id, "name": a.name} for a in detail.path],
-    }
+    return SkillDetail.model_validate(skill_service.get_skill(session, skill_id))
 
 
 @router.post(
@@ -60,11 +60,9 @@ def read_skill(skill_id: PlainText, session: SessionDep) -> dict[str, Any]:
     response_model=SkillRead,
     responses={403: {"model": Problem}, 409: {"model": Problem}, 422: {"model": Problem}},
 )
-def create_skill(
-    data: SkillCreate, _coordinator: Coordinator, session: SessionDep
-) -> dict[str, Any]:
+def create_skill(data: SkillCreate, _coordinator: Coordinator, session: SessionDep) -> SkillRead:
     """Add a skill to the taxonomy (coordinators only)."""
-    return skill_service.skill_document(skill_service.create_skill(session, data))
+    return _read(skill_service.create_skill(session, data))
 
 
 @router.patch(
@@ -74,9 +72,9 @@ def create_skill(
 )
 def update_skill(
     skill_id: PlainText, data: SkillUpdate, _coordinator: Coordinator, session: SessionDep
-) -> dict[str, Any]:
+) -> SkillRead:
     """Edit a skill (coordinators only)."""
-    return skill_service.skill_document(skill_service.update_skill(session, skill_id, data))
+    return _read(skill_service.update_skill(session, skill_id, data))
 
 
 @router.get("/regions", tags=["directory"])
