@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pydantic import Field, field_serializer
 
-from pydantic import BaseModel, Field, field_serializer
-
+from capex.schemas.common import Schema, SideWord
 from capex.schemas.profiles import VolunteerRef
 
 # Scores are sums of float products (0.9700000000000001); four places tell every
@@ -17,7 +16,7 @@ def _rounded(value: float) -> float:
     return round(value, SCORE_DECIMALS)
 
 
-class MatchReasons(BaseModel):
+class MatchReasons(Schema):
     skill_similarity: float = Field(
         description="taxonomy similarity of the wanted and offered skill"
     )
@@ -31,7 +30,7 @@ class MatchReasons(BaseModel):
     _round = field_serializer("skill_similarity", "level_fit")(_rounded)
 
 
-class MatchRead(BaseModel):
+class MatchRead(Schema):
     volunteer: VolunteerRef
     skill: str = Field(description="the mentor's offered skill an exchange would be about")
     score: float = Field(ge=0, le=1)
@@ -40,6 +39,6 @@ class MatchRead(BaseModel):
     _round = field_serializer("score")(_rounded)
 
 
-class MatchList(BaseModel):
-    role: Literal["learner", "mentor"]
+class MatchList(Schema):
+    role: SideWord
     items: list[MatchRead]

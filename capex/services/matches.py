@@ -22,7 +22,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from capex.errors import Invalid, field_error
-from capex.matching import Match, MatchIndex, Role, SkillSpace, VolunteerRecord, next_week_start
+from capex.matching import Match, MatchIndex, SkillSpace, VolunteerRecord, next_week_start
+from capex.matching.types import ROLES
+from capex.matching.types import Role as EngineRole
 from capex.models import (
     AvailabilitySlot,
     Skill,
@@ -32,12 +34,17 @@ from capex.models import (
     VolunteerLanguage,
 )
 from capex.models.base import utcnow
+from capex.services.profiles import VolunteerRef, volunteer_refs
+from capex.vocabulary import Side
 
 # A transaction that stamped updated_at before our last poll may commit after it; looking
 # this far back on every poll catches it (upserts are idempotent).
 POLL_OVERLAP = timedelta(seconds=30)
 
 logger = logging.getLogger("capex.matching")
+
+# The engine keeps its own words for the sides (it imports nothing of capex).
+_ENGINE_ROLE: dict[Side, EngineRole] = {Side(role): role for role in ROLES}
 
 
 @dataclass(frozen=True)
@@ -291,7 +298,7 @@ class MatchingService:
         session: Session,
         volunteer: Volunteer,
         *,
-        role: Role,
+        role: Side,
         skill: str | None = None,
         limit: int = 20,
     ) -> list[Match]:
@@ -303,20 +310,21 @@ class MatchingService:
         """
         if skill is not None:
             _check_own_skill(session, volunteer.id, role, skill)
+        engine_role = _ENGINE_ROLE[role]
         state = self._current()
         index = state.index
         if skill is not None and skill not in index.skill_space:
             return []  # a skill newer than the index: nobody in it can offer or want it yet
         stamp = state.stamps.get(volunteer.id)
         if stamp is not None and stamp >= volunteer.updated_at and volunteer.id in index:
-            return index.query(volunteer.id, role=role, skill=skill, limit=limit)
+            return index.query(volunteer.id, role=engine_role, skill=skill, limit=limit)
         (record,) = load_records(session, [volunteer.id]).records
         record = _known_skills_only(record, index.skill_space)
-        return index.query(record, role=role, skill=skill, limit=limit)
+        return index.query(record, role=engine_role, skill=skill, limit=limit)
 
 
-def _check_own_skill(session: Session, volunteer_id: int, role: Role, skill: str) -> None:
-    table: type[SkillOffer] | type[SkillWant] = SkillWant if role == "learner" else SkillOffer
+def _check_own_skill(session: Session, volunteer_id: int, role: Side, skill: str) -> None:
+    table: type[SkillOffer] | type[SkillWant] = SkillWant if role == Side.LEARNER else SkillOffer
     listed = session.scalar(
         select(func.count()).where(table.volunteer_id == volunteer_id, table.skill_id == skill)
     )
@@ -324,6 +332,36 @@ def _check_own_skill(session: Session, volunteer_id: int, role: Role, skill: str
         if session.get(Skill, skill) is None:
             message = f"unknown skill {skill!r}"
         else:
-            side = "want" if role == "learner" else "offer"
-            message = f"you do not {side} {skill!r}; add it to your profile first"
+            verb = "want" if role == Side.LEARNER else "offer"
+            message = f"you do not {verb} {skill!r}; add it to your profile first"
         raise Invalid(message, [field_error(["query", "skill"], message)])
+
+
+@dataclass(frozen=True, slots=True)
+class MatchView:
+    """A ranked candidate, named, with the engine's match: the skill, the score and the
+    reasons for it (skill similarity, level fit, overlap, shared languages, wanted skill)."""
+
+    volunteer: VolunteerRef
+    skill: str
+    score: float
+    reasons: Match
+
+
+def ranked_matches(
+    session: Session,
+    matching: MatchingService,
+    volunteer: Volunteer,
+    *,
+    side: Side,
+    skill: str | None = None,
+    limit: int = 20,
+) -> list[MatchView]:
+    """Ranked counterparts for ``volunteer`` taking ``side``, best first, each one named."""
+    found = matching.matches(session, volunteer, role=side, skill=skill, limit=limit)
+    refs = volunteer_refs(session, (match.volunteer_id for match in found))
+    return [
+        MatchView(refs[match.volunteer_id], match.skill, match.score, match)
+        for match in found
+        if match.volunteer_id in refs
+    ]

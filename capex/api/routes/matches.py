@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from capex.api.deps import CurrentUser, MatchingDep, SessionDep
-from capex.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Problem
-from capex.schemas.matches import MatchList
+from capex.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Problem, SideWord
+from capex.schemas.matches import MatchList, MatchRead
 from capex.schemas.skills import SkillId
-from capex.services.profiles import volunteer_refs
+from capex.services.matches import ranked_matches
+from capex.vocabulary import Side
 
 router = APIRouter(tags=["matching"])
 
@@ -25,33 +26,14 @@ def my_matches(
     session: SessionDep,
     matching: MatchingDep,
     role: Annotated[
-        Literal["learner", "mentor"],
+        SideWord,
         Query(
             alias="as", description="learner: mentors for my wants; mentor: learners for my offers"
         ),
-    ] = "learner",
+    ] = Side.LEARNER,
     skill: Annotated[SkillId | None, Query(description="only this one of my skills")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-) -> dict[str, Any]:
+) -> MatchList:
     """Ranked candidates, best first, each with the reasons for its score."""
-    found = matching.matches(session, me, role=role, skill=skill, limit=limit)
-    refs = volunteer_refs(session, (match.volunteer_id for match in found))
-    return {
-        "role": role,
-        "items": [
-            {
-                "volunteer": refs[match.volunteer_id],
-                "skill": match.skill,
-                "score": match.score,
-                "reasons": {
-                    "skill_similarity": match.skill_similarity,
-                    "level_fit": match.level_fit,
-                    "overlap_minutes_per_week": match.overlap_minutes_per_week,
-                    "shared_languages": list(match.shared_languages),
-                    "wanted_skill": match.wanted_skill,
-                },
-            }
-            for match in found
-            if match.volunteer_id in refs
-        ],
-    }
+    found = ranked_matches(session, matching, me, side=role, skill=skill, limit=limit)
+    return MatchList(role=role, items=[MatchRead.model_validate(view) for view in found])
