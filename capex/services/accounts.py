@@ -27,7 +27,7 @@ from capex.models import AccessToken, Exchange, LoginFailure, Volunteer
 from capex.models.base import utcnow
 from capex.schemas.profiles import RegisterIn
 from capex.services.exchanges import cancel_all_open
-from capex.vocabulary import Role
+from capex.vocabulary import OPEN_STATES, Role
 
 
 @lru_cache
@@ -76,7 +76,7 @@ def register(session: Session, data: RegisterIn) -> Volunteer:
         display_name=data.display_name or data.username,
         bio="",
         mentor_capacity=2,
-        role="volunteer",
+        role=Role.VOLUNTEER,
         is_active=True,
         languages=[],
         availability=[],
@@ -217,7 +217,7 @@ def _lock_active_coordinators(session: Session) -> set[int]:
     """
     query = (
         select(Volunteer.id)
-        .where(Volunteer.role == "coordinator", Volunteer.is_active.is_(True))
+        .where(Volunteer.role == Role.COORDINATOR, Volunteer.is_active.is_(True))
         .order_by(Volunteer.id)
         .with_for_update()
     )
@@ -237,7 +237,7 @@ def deactivate(session: Session, settings: Settings, volunteer: Volunteer) -> No
         select(Exchange.id)
         .where(
             or_(Exchange.learner_id == volunteer.id, Exchange.mentor_id == volunteer.id),
-            Exchange.state.in_(("requested", "accepted")),
+            Exchange.state.in_(OPEN_STATES),
         )
         .order_by(Exchange.id)
         .with_for_update()
