@@ -13,7 +13,7 @@ from capex.services import skills as skill_service
 from capex.services.profiles import profile_options
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DirectoryQuery:
     offers: str | None = None
     wants: str | None = None

@@ -9,12 +9,7 @@ from fastapi import APIRouter, Query, status
 from capex.api.deps import Coordinator, PageDep, SessionDep
 from capex.models import Skill
 from capex.regions import REGIONS
-from capex.schemas.common import (
-    Page,
-    PlainText,
-    Problem,
-    encode_cursor,
-)
+from capex.schemas.common import Page, PlainText, Problem, encode_cursor
 from capex.schemas.skills import SkillCreate, SkillDetail, SkillRead, SkillUpdate
 from capex.services import skills as skill_service
 

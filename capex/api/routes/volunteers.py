@@ -7,12 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from capex.api.deps import Coordinator, CurrentUser, IdPath, PageDep, SessionDep
-from capex.schemas.common import (
-    Page,
-    PlainText,
-    Problem,
-    encode_cursor,
-)
+from capex.schemas.common import Page, PlainText, Problem, encode_cursor
 from capex.schemas.profiles import LanguageCode, MeRead, Region, RoleIn, VolunteerRead
 from capex.schemas.skills import SkillId
 from capex.services import accounts, directory, profiles
