@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from capex import config, db, migrate
+from capex import config, migrate
 from capex.api.app import create_app
 from capex.config import Settings
 from capex.db import make_engine
@@ -68,12 +68,8 @@ def live_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
 
 
 def reset_process_state() -> None:
-    """Forget the cached settings and engine, as a new ``capex`` process would start."""
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
+    """Forget the cached settings, as a new ``capex`` process would start."""
     config.get_settings.cache_clear()
-    db.get_engine.cache_clear()
-    db.get_session_factory.cache_clear()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
