@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -118,8 +119,8 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings_for(database_url: str, **overrides: Any) -> Settings:
+    """Settings for a test app on ``database_url``: no background work beside the test."""
     return Settings(
         environment="test",
         database_url=database_url,
@@ -128,7 +129,13 @@ def settings(database_url: str) -> Settings:
         # The tests share one connection per test: no background index build beside them.
         warm_matching_index=False,
         periodic_tasks=False,
+        **overrides,
     )
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return settings_for(database_url)
 
 
 @pytest.fixture

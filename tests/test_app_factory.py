@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,25 +13,12 @@ from sqlalchemy import Engine, func, select
 
 from capex import migrate
 from capex.api.app import create_app
-from capex.config import Settings
 from capex.models import LoginFailure
-from tests.conftest import fresh_database, reset_process_state
+from tests.conftest import fresh_database, reset_process_state, settings_for
 from tests.factories import PASSWORD
 
 REGISTER = "/api/v1/auth/register"
 TOKEN = "/api/v1/auth/token"
-
-
-def app_settings(url: str, **overrides: Any) -> Settings:
-    return Settings(
-        environment="test",
-        database_url=url,
-        secret_key="test-secret-key-that-is-long-enough-0123456789",
-        log_level="WARNING",
-        warm_matching_index=False,
-        periodic_tasks=False,
-        **overrides,
-    )
 
 
 def register(client: TestClient, username: str) -> None:
@@ -69,8 +55,8 @@ def test_two_apps_in_one_process_each_use_the_database_of_their_settings(
         migrate.upgrade(url)
 
     with (
-        TestClient(create_app(app_settings(first_url))) as first,
-        TestClient(create_app(app_settings(second_url))) as second,
+        TestClient(create_app(settings_for(first_url))) as first,
+        TestClient(create_app(settings_for(second_url))) as second,
     ):
         register(first, "ada")
         register(second, "bob")
@@ -108,7 +94,7 @@ def failures(client: TestClient, username: str) -> int:
 
 
 def test_failed_sign_ins_are_counted_and_lock_out_on_a_real_database(real_database):
-    settings = app_settings(real_database, login_max_failures_per_username=3)
+    settings = settings_for(real_database, login_max_failures_per_username=3)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         register(client, "nora")
 
@@ -128,7 +114,7 @@ def test_failed_sign_ins_are_counted_and_lock_out_on_a_real_database(real_databa
 
 def test_concurrent_failed_sign_ins_beside_other_writes_neither_wait_nor_fail(real_database):
     limit = 3
-    settings = app_settings(real_database, login_max_failures_per_username=limit)
+    settings = settings_for(real_database, login_max_failures_per_username=limit)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         register(client, "petra")
 
