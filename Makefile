@@ -37,6 +37,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check capex tests bench alembic
 	$(BIN)/ruff format --check capex tests bench alembic
 	$(BIN)/mypy --strict capex
+	$(BIN)/lint-imports --no-cache
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/directory.py

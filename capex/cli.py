@@ -103,10 +103,9 @@ def users_set_role(
     if role not in set(Role):
         raise _fail(f"role must be one of {', '.join(Role)}")
     try:
-        with session_scope() as session:
-            # SQLite: hold the write lock from the start, as a write request does, so that
-            # the count of coordinators cannot change under this transaction.
-            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        # A write transaction from the start, as a write request has, so that the count of
+        # coordinators cannot change under it (SQLite's write lock).
+        with session_scope(write=True) as session:
             accounts.set_role(session, accounts.volunteer_named(session, username), Role(role))
     except CapexError as error:
         raise _fail(error.detail) from error
@@ -153,11 +152,12 @@ def skills_export() -> None:
 @exchanges_app.command("expire")
 def exchanges_expire() -> None:
     """Expire requests unanswered for CAPEX_REQUEST_TTL_DAYS (the server also does it)."""
-    from capex.db import get_session_factory
+    from capex.db import open_database
     from capex.services import maintenance
 
     settings = get_settings()
-    count = maintenance.expire_requests(get_session_factory(), settings)
+    with open_database(settings.database_url) as sessions:
+        count = maintenance.expire_requests(sessions, settings)
     typer.echo(f"{count} requests expired")
 
 

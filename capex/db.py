@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import lru_cache
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -60,30 +59,40 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-@lru_cache
-def get_engine() -> Engine:
-    """The process-wide engine for ``CAPEX_DATABASE_URL``."""
-    return make_engine(get_settings().database_url)
-
-
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
 
 
-@lru_cache
-def get_session_factory() -> sessionmaker[Session]:
-    return make_session_factory(get_engine())
+@contextmanager
+def open_database(url: str) -> Iterator[sessionmaker[Session]]:
+    """A session factory on an engine of its own for ``url``, disposed when the block ends."""
+    engine = make_engine(url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
 
 
 @contextmanager
-def session_scope(factory: sessionmaker[Session] | None = None) -> Iterator[Session]:
-    """One transaction for scripts and the CLI: commit on success, roll back on error."""
-    session = (factory or get_session_factory())()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+def session_scope(
+    factory: sessionmaker[Session] | None = None, *, write: bool = False
+) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error.
+
+    ``write`` takes SQLite's write lock when the transaction begins: a deferred transaction
+    that reads and then writes fails at once if another writer got in between. Without
+    ``factory`` (scripts, the CLI) the transaction runs on the database the process
+    settings name, through an engine opened for it and disposed after it.
+    """
+    with ExitStack() as stack:
+        if factory is None:
+            factory = stack.enter_context(open_database(get_settings().database_url))
+        session = stack.enter_context(factory())
+        if write:
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise

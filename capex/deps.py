@@ -12,7 +12,7 @@ from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from capex.config import Settings
-from capex.errors import CapexError
+from capex.db import session_scope
 from capex.schemas.common import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT, cursor_position
 from capex.services.matches import MatchingService
 
@@ -30,29 +30,22 @@ async def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    return factory
+
+
+# For work that runs transactions of its own (sign-in, readiness), not the request's one.
+SessionFactoryDep = Annotated[sessionmaker[Session], Depends(get_session_factory)]
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """One request, one transaction: commit when the endpoint returns, else roll back."""
     factory: sessionmaker[Session] = request.app.state.session_factory
-    session = factory()
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        # SQLite: take the write lock when the transaction begins. A deferred transaction
-        # that reads and then writes fails at once if another writer got in between.
-        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
-    try:
+    # A request that may write takes SQLite's write lock from the start (see session_scope).
+    writes = request.method not in ("GET", "HEAD", "OPTIONS")
+    with session_scope(factory, write=writes) as session:
         yield session
-    except CapexError as error:
-        if error.keep_changes:
-            session.commit()
-        else:
-            session.rollback()
-        raise
-    except BaseException:
-        session.rollback()
-        raise
-    else:
-        session.commit()
-    finally:
-        session.close()
 
 
 # scope="function": the commit happens before the response is sent, so a client that

@@ -11,9 +11,6 @@ class CapexError(Exception):
 
     status = 400
     title = "Bad request"
-    # When True the request's transaction is committed although the request failed:
-    # a failed sign-in must still be counted.
-    keep_changes = False
 
     def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
@@ -45,7 +42,7 @@ class Unauthorized(CapexError):
 
 
 class InvalidCredentials(Unauthorized):
-    keep_changes = True
+    """A wrong username or password (counted by the sign-in that raises it)."""
 
 
 class TooManyRequests(CapexError):

@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,7 +19,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from capex import config, db, migrate
+from capex import config, migrate
 from capex.api.app import create_app
 from capex.config import Settings
 from capex.db import make_engine
@@ -68,12 +69,8 @@ def live_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[st
 
 
 def reset_process_state() -> None:
-    """Forget the cached settings and engine, as a new ``capex`` process would start."""
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
+    """Forget the cached settings, as a new ``capex`` process would start."""
     config.get_settings.cache_clear()
-    db.get_engine.cache_clear()
-    db.get_session_factory.cache_clear()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -122,8 +119,8 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings_for(database_url: str, **overrides: Any) -> Settings:
+    """Settings for a test app on ``database_url``: no background work beside the test."""
     return Settings(
         environment="test",
         database_url=database_url,
@@ -132,7 +129,13 @@ def settings(database_url: str) -> Settings:
         # The tests share one connection per test: no background index build beside them.
         warm_matching_index=False,
         periodic_tasks=False,
+        **overrides,
     )
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return settings_for(database_url)
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ def test_shared_password_signs_in(session):
         .where(Volunteer.username.like("demo%"), Volunteer.is_active.is_(True))
         .limit(1)
     ).one()
-    issued = accounts.sign_in(session, settings, active, "a demo password", "127.0.0.1")
+    issued = accounts.attempt_sign_in(session, settings, active, "a demo password", "127.0.0.1")
     assert issued.access_token
 
 

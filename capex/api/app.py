@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp
 
 from capex import __version__
@@ -34,7 +34,7 @@ from capex.api.routes import (
     volunteers,
 )
 from capex.config import Settings, SettingsError, get_settings
-from capex.db import get_session_factory
+from capex.db import make_engine, make_session_factory
 from capex.services import maintenance
 from capex.services.matches import MatchingService
 from capex.web import routes as web_routes
@@ -54,7 +54,11 @@ class CapexAPI(FastAPI):
 def create_app(
     settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None
 ) -> FastAPI:
-    """Build the app; tests pass their own settings and session factory."""
+    """Build the app on the database ``settings`` name (default: the CAPEX_* variables).
+
+    Given a ``session_factory`` (the tests'), the app uses it instead and leaves its engine
+    alone; otherwise the app makes an engine of its own and disposes it at shutdown.
+    """
     if settings is None:
         try:
             settings = get_settings()
@@ -62,6 +66,10 @@ def create_app(
             # Say which variable is wrong, not a traceback, when a server loads the factory.
             raise SystemExit(f"capex: {error}") from None
     logs.configure(settings.log_level)
+    engine: Engine | None = None
+    if session_factory is None:
+        engine = make_engine(settings.database_url)
+        session_factory = make_session_factory(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -70,7 +78,7 @@ def create_app(
             work = maintenance.run_all(app.state.session_factory, app.state.settings)
             tasks.append(asyncio.create_task(work))
         if app.state.settings.warm_matching_index:
-            tasks.append(asyncio.create_task(run_in_threadpool(app.state.matching.index)))
+            tasks.append(asyncio.create_task(asyncio.to_thread(app.state.matching.index)))
         try:
             yield
         finally:
@@ -79,6 +87,8 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            if engine is not None:
+                engine.dispose()
 
     app = CapexAPI(
         lifespan=lifespan,
@@ -90,7 +100,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.session_factory = session_factory or get_session_factory()
+    app.state.session_factory = session_factory
     app.state.matching = MatchingService(app.state.session_factory)
     problems.install(app)
     for module in (auth, me, matches, notifications, volunteers, skills, exchanges):

@@ -17,8 +17,10 @@ from capex.deps import (
     PageDep,
     PageRequest,
     SessionDep,
+    SessionFactoryDep,
     SettingsDep,
     get_session,
+    get_session_factory,
     get_settings,
 )
 from capex.errors import Forbidden, Unauthorized
@@ -37,12 +39,14 @@ __all__ = [
     "PageDep",
     "PageRequest",
     "SessionDep",
+    "SessionFactoryDep",
     "SettingsDep",
     "SignInForm",
     "TokenDep",
     "body_with_known_skills",
     "get_coordinator",
     "get_session",
+    "get_session_factory",
     "get_settings",
     "get_token",
 ]

@@ -16,7 +16,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel
 
-from capex.api.deps import get_coordinator, get_session, get_token
+from capex.api.deps import get_coordinator, get_session, get_session_factory, get_token
 from capex.api.problems import PROBLEM_JSON
 from capex.schemas.common import Problem, body_models
 
@@ -122,7 +122,8 @@ def error_statuses(route: RouteContext, method: str, operation: dict[str, Any]) 
         statuses.add(401)
     if get_coordinator in calls:
         statuses.add(403)
-    if get_session in calls and method not in ("GET", "HEAD"):
+    writes = get_session in calls or get_session_factory in calls
+    if writes and method not in ("GET", "HEAD"):
         # A write the database refuses (a unique index, a check) is answered 409.
         statuses.add(409)
     return statuses

@@ -12,9 +12,10 @@ from functools import lru_cache
 from pwdlib import PasswordHash
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from capex.config import Settings
+from capex.db import session_scope
 from capex.errors import (
     Conflict,
     Forbidden,
@@ -128,9 +129,31 @@ def _seconds_until(moment: datetime) -> int:
 
 
 def sign_in(
-    session: Session, settings: Settings, username: str, password: str, address: str
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    username: str,
+    password: str,
+    address: str,
 ) -> IssuedToken:
-    """Check the password and issue a token; failures are counted and throttled."""
+    """Check the password and issue a token, in a write transaction of its own.
+
+    A wrong password is counted in that transaction, which commits, and only then is it
+    answered with 401: an error raised inside a transaction always rolls it back.
+    """
+    with session_scope(sessions, write=True) as session:
+        issued = attempt_sign_in(session, settings, username, password, address)
+    if issued is None:
+        raise InvalidCredentials("wrong username or password")
+    return issued
+
+
+def attempt_sign_in(
+    session: Session, settings: Settings, username: str, password: str, address: str
+) -> IssuedToken | None:
+    """A token for the right password; None for a wrong one, which is counted.
+
+    429 while the username or the address is throttled, 403 for a deactivated account.
+    """
     key = username_key(username)
     _throttle(session, settings, key, address)
     volunteer = session.scalars(select(Volunteer).where(Volunteer.username_key == key)).first()
@@ -143,7 +166,7 @@ def sign_in(
     if not ok or volunteer is None:
         session.add(LoginFailure(username_key=key[:64], client_address=address[:64]))
         session.flush()
-        raise InvalidCredentials("wrong username or password")
+        return None
     if not volunteer.is_active:
         # Said only to whoever knows the password, so it reveals nothing to a guesser. 403,
         # not 401: the credentials are right, and trying them again will not help.

@@ -7,7 +7,6 @@ import logging
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 
 from capex.config import Settings
 from capex.services import accounts, exchanges, notifications
@@ -37,7 +36,7 @@ async def _every(seconds: float, name: str, work: Callable[[], int]) -> None:
     while True:
         await asyncio.sleep(seconds)
         try:
-            done = await run_in_threadpool(work)
+            done = await asyncio.to_thread(work)
             if done:
                 logger.info('{"event": "%s", "count": %d}', name, done)
         except Exception:  # a failed round must not stop the next one

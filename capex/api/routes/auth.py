@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from capex.api.deps import ClientAddress, SessionDep, SettingsDep, SignInForm, TokenDep
+from capex.api.deps import (
+    ClientAddress,
+    SessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+    SignInForm,
+    TokenDep,
+)
 from capex.errors import Invalid, field_error
 from capex.schemas.common import Problem
 from capex.schemas.profiles import MeRead, RegisterIn, TokenRead
@@ -58,12 +65,13 @@ def register(data: RegisterIn, session: SessionDep) -> MeRead:
 )
 def token(
     form: SignInForm,
-    session: SessionDep,
+    sessions: SessionFactoryDep,
     settings: SettingsDep,
     address: ClientAddress,
 ) -> TokenRead:
     """Sign in with username and password (OAuth2 password grant) for a bearer token."""
-    issued = accounts.sign_in(session, settings, form.username, form.password, address)
+    # No request transaction: sign-in runs its own, which counts a failure before the 401.
+    issued = accounts.sign_in(sessions, settings, form.username, form.password, address)
     return TokenRead(access_token=issued.access_token, expires_in=issued.expires_in)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse, Response
 
+from capex.api.deps import SessionFactoryDep
 from capex.api.problems import problem
 
 router = APIRouter(tags=["operations"])
@@ -19,10 +20,10 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "the database does not answer"}})
-def readyz(request: Request) -> Response:
+def readyz(sessions: SessionFactoryDep) -> Response:
     """200 when the database answers, 503 when it does not."""
     try:
-        with request.app.state.session_factory() as session:
+        with sessions() as session:
             session.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError) as error:
         return problem(503, f"the database does not answer: {type(error).__name__}")
