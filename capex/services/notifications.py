@@ -8,10 +8,9 @@ import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Row, case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from capex.config import Settings
@@ -198,7 +197,9 @@ def deliver_pending(session_factory: sessionmaker[Session], settings: Settings) 
     return len(sent)
 
 
-def _claim(session_factory: sessionmaker[Session], limit: int = 200) -> list[Any]:
+def _claim(
+    session_factory: sessionmaker[Session], limit: int = 200
+) -> list[Row[int, NotificationKind, str, str]]:
     """Take up to ``limit`` pending notifications for this process to mail.
 
     Every server process runs the mail task; the claim (pending -> sending, in one UPDATE,

@@ -210,11 +210,10 @@ def apply(
         party = Party(side)
     allowed = [t for t in TRANSITIONS if t.action == action]
     if not any(party in t.who for t in allowed):
-        sides = sorted({side for t in allowed for side in t.who} - {Party.SYSTEM})
+        sides = sorted({who for t in allowed for who in t.who} - {Party.SYSTEM})
         raise Forbidden(f"only the {' or the '.join(sides)} may {action} this exchange")
-    if action != ExchangeAction.EXPIRE and effective_state(exchange, settings) == (
-        ExchangeState.EXPIRED
-    ):
+    expired = effective_state(exchange, settings) == ExchangeState.EXPIRED
+    if expired and action != ExchangeAction.EXPIRE:
         raise Conflict(f"the request expired unanswered; it cannot be {allowed[0].to_state}")
     transition = next((t for t in allowed if t.from_state == exchange.state), None)
     if transition is None:
