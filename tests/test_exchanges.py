@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 from capex.models import Exchange, IdempotencyKey, Volunteer
 from capex.models.base import utcnow
 from capex.services import maintenance
-from capex.services.exchanges import TRANSITIONS
+from capex.services.exchanges import OPENING, TRANSITIONS
+from capex.vocabulary import Party
 from tests.factories import auth_headers, make_volunteer, problem_fields
 
 API = "/api/v1"
@@ -200,6 +201,21 @@ def test_the_service_table_is_the_documented_lifecycle():
         "expired",
         frozenset({"system"}),
     )
+
+
+def test_a_request_is_the_opening_transition_of_the_table(client, cast):
+    """The first event is written by the same function as every other, from OPENING."""
+    assert OPENING.who == frozenset({Party.LEARNER})
+    exchange_id = request_exchange(client, cast.learner, cast.mentor, message="teach me")["id"]
+    (first,) = events(client, cast.learner, exchange_id)
+    assert (first["action"], first["from_state"], first["to_state"]) == (
+        OPENING.action,
+        OPENING.from_state,
+        OPENING.to_state,
+    )
+    assert (first["actor"], first["note"]) == (cast.learner.ref, "teach me")
+    assert [n["kind"] for n in inbox(client, cast.mentor)] == ["exchange_requested"]
+    assert inbox(client, cast.learner) == []
 
 
 def in_state(client, session, settings, cast: Cast, label: str, skill: str = "lua") -> int:

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, Field, field_serializer
+from pydantic import Field
 
-from capex.schemas.common import MAX_ID, InputSchema
+from capex.schemas.common import (
+    MAX_ID,
+    ExchangeStateWord,
+    InputSchema,
+    OriginWord,
+    Schema,
+    SideWord,
+    UtcTimestamp,
+)
 from capex.schemas.profiles import VolunteerRef
 from capex.schemas.skills import SkillId
 
-State = Literal["requested", "accepted", "declined", "cancelled", "expired", "completed"]
 Reason = Annotated[str, Field(max_length=1000)]
-
-
-def _utc(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ExchangeCreate(InputSchema):
@@ -34,75 +36,57 @@ class FeedbackCreate(InputSchema):
     comment: Annotated[str, Field(max_length=2000)] = ""
 
 
-class ExchangeRead(BaseModel):
+class ExchangeRead(Schema):
     id: int
-    state: State
+    state: ExchangeStateWord
     learner: VolunteerRef
     mentor: VolunteerRef
     skill: str
     message: str
-    origin: Literal["request", "round"]
-    created_at: datetime
-    updated_at: datetime
-    responded_at: datetime | None
-    accepted_at: datetime | None
-    closed_at: datetime | None
-    expires_at: datetime | None = Field(description="when a waiting request expires")
-
-    @field_serializer(
-        "created_at", "updated_at", "responded_at", "accepted_at", "closed_at", "expires_at"
-    )
-    def _times(self, value: datetime | None) -> str | None:
-        return _utc(value)
+    origin: OriginWord
+    created_at: UtcTimestamp
+    updated_at: UtcTimestamp
+    responded_at: UtcTimestamp | None
+    accepted_at: UtcTimestamp | None
+    closed_at: UtcTimestamp | None
+    expires_at: UtcTimestamp | None = Field(description="when a waiting request expires")
 
 
-class EventRead(BaseModel):
-    at: datetime
+class EventRead(Schema):
+    at: UtcTimestamp
     actor: VolunteerRef | None = Field(description="null when capex acted (expiry)")
     action: str
-    from_state: State | None
-    to_state: State
+    from_state: ExchangeStateWord | None
+    to_state: ExchangeStateWord
     note: str
 
-    @field_serializer("at")
-    def _time(self, value: datetime) -> str | None:
-        return _utc(value)
 
-
-class EventList(BaseModel):
+class EventList(Schema):
     items: list[EventRead]
 
 
-class FeedbackRead(BaseModel):
+class FeedbackRead(Schema):
     exchange_id: int
     rating: int
     comment: str
-    author_role: Literal["learner", "mentor"]
-    created_at: datetime
-
-    @field_serializer("created_at")
-    def _time(self, value: datetime) -> str | None:
-        return _utc(value)
+    author_role: SideWord
+    created_at: UtcTimestamp
 
 
-class FeedbackList(BaseModel):
+class FeedbackList(Schema):
     items: list[FeedbackRead]
 
 
-class NotificationRead(BaseModel):
+class NotificationRead(Schema):
     id: int
     kind: str
     text: str
     exchange_id: int | None
-    created_at: datetime
+    created_at: UtcTimestamp
     read: bool
 
-    @field_serializer("created_at")
-    def _time(self, value: datetime) -> str | None:
-        return _utc(value)
 
-
-class NotificationPage(BaseModel):
+class NotificationPage(Schema):
     items: list[NotificationRead]
     next_cursor: str | None
     unread_count: int
@@ -114,5 +98,5 @@ class MarkRead(InputSchema):
     )
 
 
-class UnreadCount(BaseModel):
+class UnreadCount(Schema):
     unread_count: int

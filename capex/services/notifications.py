@@ -5,29 +5,21 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Row, case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from capex.config import Settings
 from capex.models import Notification, Volunteer
 from capex.models.base import utcnow
+from capex.vocabulary import NotificationKind
 
 logger = logging.getLogger("capex.mail")
 
-KINDS = (
-    "exchange_requested",
-    "exchange_accepted",
-    "exchange_declined",
-    "exchange_cancelled",
-    "exchange_expired",
-    "exchange_completed",
-    "feedback_received",
-)
 MAX_MAIL_ATTEMPTS = 5
 CLAIM_LEASE = timedelta(minutes=10)
 
@@ -36,7 +28,7 @@ def notify(
     session: Session,
     settings: Settings,
     volunteer_id: int,
-    kind: str,
+    kind: NotificationKind,
     text: str,
     exchange_id: int | None = None,
 ) -> None:
@@ -54,22 +46,62 @@ def notify(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """One notification as its reader sees it."""
+
+    id: int
+    kind: NotificationKind
+    text: str
+    exchange_id: int | None
+    created_at: datetime
+    read: bool
+
+
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    """One page of an inbox, newest first: whether older ones follow, and how many of the
+    whole inbox are unread."""
+
+    items: list[InboxItem]
+    more: bool
+    unread_count: int
+
+
 def inbox(
     session: Session, volunteer_id: int, *, unread_only: bool, before_id: int | None, limit: int
-) -> tuple[list[Notification], bool, int]:
-    """Newest first; returns the page, whether more follow, and the unread count."""
+) -> InboxPage:
+    """A volunteer's notifications, newest first, with the unread count."""
     query = select(Notification).where(Notification.volunteer_id == volunteer_id)
     if unread_only:
         query = query.where(Notification.read_at.is_(None))
     if before_id is not None:
         query = query.where(Notification.id < before_id)
     rows = list(session.scalars(query.order_by(Notification.id.desc()).limit(limit + 1)))
+    items = [
+        InboxItem(
+            id=row.id,
+            kind=row.kind,
+            text=row.text,
+            exchange_id=row.exchange_id,
+            created_at=row.created_at,
+            read=row.read_at is not None,
+        )
+        for row in rows[:limit]
+    ]
+    return InboxPage(
+        items, more=len(rows) > limit, unread_count=unread_count(session, volunteer_id)
+    )
+
+
+def unread_count(session: Session, volunteer_id: int) -> int:
+    """How many of a volunteer's notifications are unread."""
     unread = session.scalar(
         select(func.count()).where(
             Notification.volunteer_id == volunteer_id, Notification.read_at.is_(None)
         )
     )
-    return rows[:limit], len(rows) > limit, int(unread or 0)
+    return int(unread or 0)
 
 
 def mark_read(session: Session, volunteer_id: int, ids: list[int] | None) -> int:
@@ -80,14 +112,7 @@ def mark_read(session: Session, volunteer_id: int, ids: list[int] | None) -> int
     if ids is not None:
         statement = statement.where(Notification.id.in_(ids))
     session.execute(statement.values(read_at=utcnow()))
-    return int(
-        session.scalar(
-            select(func.count()).where(
-                Notification.volunteer_id == volunteer_id, Notification.read_at.is_(None)
-            )
-        )
-        or 0
-    )
+    return unread_count(session, volunteer_id)
 
 
 def _smtp(url: str) -> smtplib.SMTP:
@@ -172,7 +197,9 @@ def deliver_pending(session_factory: sessionmaker[Session], settings: Settings) 
     return len(sent)
 
 
-def _claim(session_factory: sessionmaker[Session], limit: int = 200) -> list[Any]:
+def _claim(
+    session_factory: sessionmaker[Session], limit: int = 200
+) -> list[Row[int, NotificationKind, str, str]]:
     """Take up to ``limit`` pending notifications for this process to mail.
 
     Every server process runs the mail task; the claim (pending -> sending, in one UPDATE,
