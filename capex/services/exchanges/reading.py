@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -19,9 +17,6 @@ from capex.services import profiles
 from capex.services.exchanges.lifecycle import effective_state, state_filter, visible
 from capex.vocabulary import ExchangeAction, ExchangeState, Origin, Side
 
-# One volunteer as ``profiles.volunteer_refs`` names them: id, username, display_name.
-Participant = Mapping[str, Any]
-
 
 @dataclass(frozen=True, slots=True)
 class ExchangeView:
@@ -30,8 +25,8 @@ class ExchangeView:
 
     id: int
     state: ExchangeState
-    learner: Participant
-    mentor: Participant
+    learner: profiles.VolunteerRef
+    mentor: profiles.VolunteerRef
     skill: str
     message: str
     origin: Origin
@@ -48,7 +43,7 @@ class EventView:
     """One step of an exchange's audit trail; ``actor`` None when capex acted (expiry)."""
 
     at: datetime
-    actor: Participant | None
+    actor: profiles.VolunteerRef | None
     action: ExchangeAction
     from_state: ExchangeState | None
     to_state: ExchangeState
