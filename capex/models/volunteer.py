@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, SmallInteger, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, relationship
 
 from capex.models.base import Base, TimestampMixin, UTCDateTime, Vocabulary
 from capex.models.skill import Skill
@@ -101,41 +102,37 @@ class AvailabilitySlot(Base):
     end_minute: Mapped[int] = mapped_column(SmallInteger)
 
 
-class SkillOffer(Base):
+class _SkillEntry:
+    """One skill in a volunteer's list, at a level (offered: held; wanted: the target),
+    in the volunteer's order."""
+
+    volunteer_id: Mapped[int] = mapped_column(
+        ForeignKey("volunteers.id", ondelete="CASCADE"), primary_key=True
+    )
+    skill_id: Mapped[str] = mapped_column(
+        ForeignKey("skills.id", ondelete="RESTRICT"), primary_key=True
+    )
+    level: Mapped[int] = mapped_column(SmallInteger)
+    note: Mapped[str] = mapped_column(String(280), default="")
+    position: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+    @declared_attr
+    def skill(cls) -> Mapped[Skill]:
+        return relationship(Skill, lazy="raise")
+
+
+def _skill_entry_table_args(table: str) -> tuple[Any, ...]:
+    return (
+        CheckConstraint("level BETWEEN 1 AND 4", name="level_range"),
+        Index(f"ix_{table}_skill_volunteer", "skill_id", "volunteer_id"),
+    )
+
+
+class SkillOffer(_SkillEntry, Base):
     __tablename__ = "skill_offers"
-    __table_args__ = (
-        CheckConstraint("level BETWEEN 1 AND 4", name="level_range"),
-        Index("ix_skill_offers_skill_volunteer", "skill_id", "volunteer_id"),
-    )
-
-    volunteer_id: Mapped[int] = mapped_column(
-        ForeignKey("volunteers.id", ondelete="CASCADE"), primary_key=True
-    )
-    skill_id: Mapped[str] = mapped_column(
-        ForeignKey("skills.id", ondelete="RESTRICT"), primary_key=True
-    )
-    level: Mapped[int] = mapped_column(SmallInteger)
-    note: Mapped[str] = mapped_column(String(280), default="")
-    position: Mapped[int] = mapped_column(SmallInteger, default=0)
-
-    skill: Mapped[Skill] = relationship(lazy="raise")
+    __table_args__ = _skill_entry_table_args(__tablename__)
 
 
-class SkillWant(Base):
+class SkillWant(_SkillEntry, Base):
     __tablename__ = "skill_wants"
-    __table_args__ = (
-        CheckConstraint("level BETWEEN 1 AND 4", name="level_range"),
-        Index("ix_skill_wants_skill_volunteer", "skill_id", "volunteer_id"),
-    )
-
-    volunteer_id: Mapped[int] = mapped_column(
-        ForeignKey("volunteers.id", ondelete="CASCADE"), primary_key=True
-    )
-    skill_id: Mapped[str] = mapped_column(
-        ForeignKey("skills.id", ondelete="RESTRICT"), primary_key=True
-    )
-    level: Mapped[int] = mapped_column(SmallInteger)
-    note: Mapped[str] = mapped_column(String(280), default="")
-    position: Mapped[int] = mapped_column(SmallInteger, default=0)
-
-    skill: Mapped[Skill] = relationship(lazy="raise")
+    __table_args__ = _skill_entry_table_args(__tablename__)
