@@ -9,10 +9,13 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.conftest import discard_database, fresh_database
 
 
 def free_port() -> int:
@@ -73,6 +76,33 @@ def live_server(
 
 
 PASSWORD = "a long enough password"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A served database: its URL, the server's address and log, a client for it."""
+
+    url: str
+    base: str
+    log: Path
+    client: httpx.Client
+
+
+@contextmanager
+def deployment(
+    backend: str, tmp: Path, *, workers: int, timeout: float = 30
+) -> Iterator[Deployment]:
+    """A fresh ``backend`` database served by ``capex serve --workers N``, dropped after."""
+    url = fresh_database(backend, tmp)
+    log = tmp / "serve.log"
+    try:
+        with (
+            live_server(url, workers=workers, log=log) as base,
+            httpx.Client(base_url=base, timeout=timeout) as client,
+        ):
+            yield Deployment(url, base, log, client)
+    finally:
+        discard_database(url)
 
 
 def register(client: httpx.Client, username: str, profile: dict[str, Any]) -> dict[str, str]:

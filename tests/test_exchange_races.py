@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import text
 
 from capex.db import make_engine
-from tests.conftest import BACKENDS, discard_database, fresh_database
-from tests.live import live_server
+from tests.conftest import BACKENDS
+from tests.live import deployment
 
 pytestmark = pytest.mark.slow
 
@@ -99,21 +99,13 @@ def live(
 ) -> Iterator[Live]:
     """One server with three workers and 14 signed-in volunteers per backend."""
     tmp = tmp_path_factory.mktemp(f"races-{request.param}")
-    url = fresh_database(request.param, tmp)
-    log = tmp / "serve.log"
-    try:
-        with (
-            live_server(url, workers=WORKERS, log=log) as base,
-            httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT) as client,
-        ):
-            accounts = [_account(client, f"racer{number:02d}") for number in range(ACCOUNTS)]
-            state = Live(url, base, log, accounts)
-            try:
-                yield state
-            finally:
-                state.client.close()
-    finally:
-        discard_database(url)
+    with deployment(request.param, tmp, workers=WORKERS, timeout=REQUEST_TIMEOUT) as served:
+        accounts = [_account(served.client, f"racer{n:02d}") for n in range(ACCOUNTS)]
+        state = Live(served.url, served.base, served.log, accounts)
+        try:
+            yield state
+        finally:
+            state.client.close()
 
 
 @pytest.fixture(autouse=True)

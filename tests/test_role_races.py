@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import text
 
 from capex.db import make_engine
-from tests.conftest import BACKENDS, discard_database, fresh_database
-from tests.live import live_server
+from tests.conftest import BACKENDS
+from tests.live import deployment
 from tests.test_exchange_races import Call, assert_problem_conflicts, fire, statuses
 
 pytestmark = pytest.mark.slow
@@ -66,29 +66,21 @@ def live(
 ) -> Iterator[Live]:
     """One server with three workers and six volunteers per backend."""
     tmp = tmp_path_factory.mktemp(f"role-races-{request.param}")
-    url = fresh_database(request.param, tmp)
-    log = tmp / "serve.log"
-    try:
-        with (
-            live_server(url, workers=WORKERS, log=log) as base,
-            httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT) as client,
-        ):
-            accounts = []
-            for number in range(ACCOUNTS):
-                username = f"coord{number}"
-                registered = client.post(
-                    "/api/v1/auth/register",
-                    json={
-                        "username": username,
-                        "email": f"{username}@example.org",
-                        "password": PASSWORD,
-                    },
-                )
-                assert registered.status_code == 201, registered.text
-                accounts.append(Account(registered.json()["id"], username))
-            yield Live(url, base, log, client, accounts)
-    finally:
-        discard_database(url)
+    with deployment(request.param, tmp, workers=WORKERS, timeout=REQUEST_TIMEOUT) as served:
+        accounts = []
+        for number in range(ACCOUNTS):
+            username = f"coord{number}"
+            registered = served.client.post(
+                "/api/v1/auth/register",
+                json={
+                    "username": username,
+                    "email": f"{username}@example.org",
+                    "password": PASSWORD,
+                },
+            )
+            assert registered.status_code == 201, registered.text
+            accounts.append(Account(registered.json()["id"], username))
+        yield Live(served.url, served.base, served.log, served.client, accounts)
 
 
 def make_coordinators(live: Live, chosen: list[Account]) -> None:
