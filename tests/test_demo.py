@@ -12,7 +12,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from capex import demo
 from capex.config import Settings
+from capex.demo import rows as demo_rows
 from capex.errors import Conflict, Invalid
 from capex.models import (
     AvailabilitySlot,
@@ -25,7 +27,7 @@ from capex.models import (
 from capex.models.base import utcnow
 from capex.regions import REGIONS
 from capex.schemas.profiles import RegisterIn, check_timezone, standardize_language
-from capex.services import accounts, demo
+from capex.services import accounts
 from tests.factories import make_volunteer
 
 SMALL = 300
@@ -130,11 +132,24 @@ def _plain(value: Any) -> Any:
 
 @pytest.mark.parametrize("batch_size", sorted(POPULATION_DIGESTS))
 def test_a_seed_gives_the_recorded_population(session, monkeypatch, batch_size):
-    monkeypatch.setattr(demo, "utcnow", lambda: DIGEST_NOW)
-    monkeypatch.setattr(demo, "BATCH_SIZE", batch_size)
-    result = _populate(session, seed=DIGEST_SEED)
+    monkeypatch.setattr(demo_rows, "BATCH_SIZE", batch_size)
+    result = _populate(session, seed=DIGEST_SEED, clock=lambda: DIGEST_NOW)
     digests = _population_digests(session, result.first_id)
     assert digests == POPULATION_DIGESTS[batch_size]
+
+
+def test_same_seed_and_clock_give_the_same_rows_and_another_seed_others(session):
+    first = _populate(session, seed=11, clock=lambda: DIGEST_NOW)
+    before = _population_digests(session, first.first_id)
+    session.rollback()
+
+    again = _populate(session, seed=11, clock=lambda: DIGEST_NOW)
+    assert _population_digests(session, again.first_id) == before
+    session.rollback()
+
+    other = _populate(session, seed=12, clock=lambda: DIGEST_NOW)
+    other_digests = _population_digests(session, other.first_id)
+    assert all(other_digests[table] != before[table] for table in before)
 
 
 def test_same_seed_gives_the_same_people(session):
@@ -206,7 +221,7 @@ def test_ids_follow_existing_accounts_and_leave_room_for_new_ones(session):
 
 
 def test_progress_is_reported_after_each_batch(session, monkeypatch):
-    monkeypatch.setattr(demo, "BATCH_SIZE", 100)
+    monkeypatch.setattr(demo_rows, "BATCH_SIZE", 100)
     seen: list[int] = []
     _populate(session, volunteers=250, progress=seen.append)
     assert seen == [100, 200, 250]
