@@ -191,10 +191,11 @@ class SkillChoices:
 
     def per_volunteer(self, skill_names: Sequence[str]) -> list[list[str]]:
         """The names of each volunteer's skills, in position order."""
-        return [
-            [skill_names[s] for s, ok in zip(skills, mask, strict=True) if ok]
-            for skills, mask in zip(self.skills.tolist(), self.mask.tolist(), strict=True)
-        ]
+        named: list[list[str]] = [[] for _ in range(len(self.mask))]
+        owner, position = np.nonzero(self.mask)
+        for row, skill in zip(owner.tolist(), self.skills[owner, position].tolist(), strict=True):
+            named[row].append(skill_names[skill])
+        return named
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,30 +259,26 @@ def want_rows(skills: Skills, skill_ids: Sequence[str], first_id: int) -> list[R
 
 
 def _skill_rows(choices: SkillChoices, skill_ids: Sequence[str], first_id: int) -> list[Row]:
-    notes = TEXTS.notes
-    rows: list[Row] = []
-    for row, (skills, mask, levels, note) in enumerate(
-        zip(
-            choices.skills.tolist(),
-            choices.mask.tolist(),
-            choices.levels.tolist(),
-            choices.notes.tolist(),
+    # Row-major nonzero: by volunteer, then by position, as the rows are numbered.
+    owner, position = np.nonzero(choices.mask)
+    notes = (*TEXTS.notes, "")  # a note index of -1 is no note
+    return [
+        {
+            "volunteer_id": first_id + row,
+            "skill_id": skill_ids[skill],
+            "level": level,
+            "note": notes[note],
+            "position": column,
+        }
+        for row, column, skill, level, note in zip(
+            owner.tolist(),
+            position.tolist(),
+            choices.skills[owner, position].tolist(),
+            choices.levels[owner, position].tolist(),
+            choices.notes[owner, position].tolist(),
             strict=True,
         )
-    ):
-        volunteer_id = first_id + row
-        rows.extend(
-            {
-                "volunteer_id": volunteer_id,
-                "skill_id": skill_ids[skills[position]],
-                "level": levels[position],
-                "note": notes[note[position]] if note[position] >= 0 else "",
-                "position": position,
-            }
-            for position in range(len(skills))
-            if mask[position]
-        )
-    return rows
+    ]
 
 
 @dataclass(frozen=True, slots=True)
