@@ -47,10 +47,9 @@ from sqlalchemy.orm import Session, selectinload
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from capex import migrate  # noqa: E402
+from capex import demo, migrate  # noqa: E402
 from capex.db import make_engine, make_session_factory  # noqa: E402
 from capex.models import SkillOffer, SkillWant, Volunteer, VolunteerLanguage  # noqa: E402
-from capex.services import demo  # noqa: E402
 from capex.services import skills as skill_service  # noqa: E402
 
 TARGET_MS = 50.0

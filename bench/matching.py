@@ -1,7 +1,7 @@
 """Matching engine speed and memory on the demo population, beside the naive way.
 
 For each size (default 10k, 100k and 1M volunteers) the demo generator
-(``capex.services.demo.generate``, the rows ``capex demo`` writes) makes a population in
+(``capex.demo.generate``, the rows ``capex demo`` writes) makes a population in
 memory; the engine's index is built over it (time, memory), then top-10 queries are timed
 for 1,000 random learners (``as=learner``) and 1,000 random mentors (``as=mentor``). In the
 same process and on the same records, the naive way that typical mentorship apps use, a
@@ -38,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from capex import demo  # noqa: E402
 from capex.matching import (  # noqa: E402
     Match,
     MatchIndex,
@@ -46,7 +47,6 @@ from capex.matching import (  # noqa: E402
     next_week_start,
 )
 from capex.matching.availability import slot_intervals  # noqa: E402
-from capex.services import demo  # noqa: E402
 from capex.services import skills as skill_service  # noqa: E402
 
 QUARTER = 15

@@ -172,7 +172,7 @@ def demo(
     """Load a synthetic population of volunteers demo1..demoN sharing one password."""
     from rich.progress import Progress
 
-    import capex.services.demo as demo_service
+    import capex.demo as demo_service
     from capex.db import session_scope
 
     settings = get_settings()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
@@ -10,7 +12,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from capex import demo
 from capex.config import Settings
+from capex.demo import rows as demo_rows
 from capex.errors import Conflict, Invalid
 from capex.models import (
     AvailabilitySlot,
@@ -23,7 +27,7 @@ from capex.models import (
 from capex.models.base import utcnow
 from capex.regions import REGIONS
 from capex.schemas.profiles import RegisterIn, check_timezone, standardize_language
-from capex.services import accounts, demo
+from capex.services import accounts
 from tests.factories import make_volunteer
 
 SMALL = 300
@@ -60,6 +64,92 @@ def _snapshot(session: Session, first_id: int) -> list[tuple[Any, ...]]:
         for volunteer_id, values in people.items():
             values.append(sorted(rows[volunteer_id]))
     return [tuple(values) for _, values in sorted(people.items())]
+
+
+# The population ``seed=DIGEST_SEED`` gives for ``SMALL`` volunteers at ``DIGEST_NOW``, as
+# written by capex/services/demo.py before it became the capex.demo package (commit 4baf4ce):
+# one SHA-256 per table over its rows in id order (ids relative to the first volunteer's,
+# surrogate ids and the salted password hash left out). A change to the generator that
+# changes what a seed gives changes these.
+DIGEST_SEED = 20261201
+DIGEST_NOW = datetime(2026, 12, 1, 12, 0, 0, tzinfo=UTC)
+# By batch size: each batch draws its own arrays, so the split is part of what a seed gives.
+POPULATION_DIGESTS: dict[int, dict[str, str]] = {
+    5000: {
+        "volunteers": "ad9e683a2a6afa3482732c0bf3faec5d5bbbb748fbbb70306ac56254c2e1e8cb",
+        "volunteer_languages": "7aae08005dd6597d8baabe3de56648c54e01fca2b50cfda12d6d46cc6b96cd99",
+        "availability_slots": "51777798fed20571a8c6c78e4739606bc96b4441f1cc54ba3ab6c8e71f2c62b4",
+        "skill_offers": "5898ec00d509bb4b56707774036303186ac581a35d793f2ca05e59a4ed23ce27",
+        "skill_wants": "c579f88f87888e9c6683cbf0e560eeb2667b8648324ac5342668c689962c1910",
+    },
+    128: {
+        "volunteers": "29fe016996c1e7aea03c5918a16d68aca1419df14d43d0686af0dbb19ebadb4c",
+        "volunteer_languages": "2d03b166f3165740b5b46a6e0c0421cc11a39fa212fd77cf9f251ef9ee9b4854",
+        "availability_slots": "e0353fd1fe2a526fb462cca5e86a3ec3ffc2eed5c165b781e326b9c54c239b47",
+        "skill_offers": "6dfa982da4d2167f72998f67f8cb7e0040fbeb240b52c8d3f863efdbde4c20b4",
+        "skill_wants": "1aa1e97eb185d811a964e3e7808feaf2f950ab2771610063cf7904683a23a946",
+    },
+}
+
+
+def _population_digests(session: Session, first_id: int) -> dict[str, str]:
+    """One SHA-256 per demo table over its rows in id order, ids relative to ``first_id``."""
+    digests: dict[str, str] = {}
+    for model, order in (
+        (Volunteer, (Volunteer.id,)),
+        (VolunteerLanguage, (VolunteerLanguage.volunteer_id, VolunteerLanguage.position)),
+        (AvailabilitySlot, (AvailabilitySlot.id,)),
+        (SkillOffer, (SkillOffer.volunteer_id, SkillOffer.position)),
+        (SkillWant, (SkillWant.volunteer_id, SkillWant.position)),
+    ):
+        table = model.__table__
+        owner = table.c.id if model is Volunteer else table.c.volunteer_id
+        columns = [
+            column
+            for column in table.columns
+            if column.name != "password_hash" and (column.name != "id" or model is Volunteer)
+        ]
+        digest = hashlib.sha256()
+        for row in session.execute(select(*columns).where(owner >= first_id).order_by(*order)):
+            values = [
+                value - first_id if column is owner else value
+                for column, value in zip(columns, row, strict=True)
+            ]
+            digest.update(repr([_plain(value) for value in values]).encode())
+            digest.update(b"\n")
+        digests[table.name] = digest.hexdigest()
+    return digests
+
+
+def _plain(value: Any) -> Any:
+    """A value as the same text on every database: timestamps in UTC ISO form, words as str."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+@pytest.mark.parametrize("batch_size", sorted(POPULATION_DIGESTS))
+def test_a_seed_gives_the_recorded_population(session, monkeypatch, batch_size):
+    monkeypatch.setattr(demo_rows, "BATCH_SIZE", batch_size)
+    result = _populate(session, seed=DIGEST_SEED, clock=lambda: DIGEST_NOW)
+    digests = _population_digests(session, result.first_id)
+    assert digests == POPULATION_DIGESTS[batch_size]
+
+
+def test_same_seed_and_clock_give_the_same_rows_and_another_seed_others(session):
+    first = _populate(session, seed=11, clock=lambda: DIGEST_NOW)
+    before = _population_digests(session, first.first_id)
+    session.rollback()
+
+    again = _populate(session, seed=11, clock=lambda: DIGEST_NOW)
+    assert _population_digests(session, again.first_id) == before
+    session.rollback()
+
+    other = _populate(session, seed=12, clock=lambda: DIGEST_NOW)
+    other_digests = _population_digests(session, other.first_id)
+    assert all(other_digests[table] != before[table] for table in before)
 
 
 def test_same_seed_gives_the_same_people(session):
@@ -131,7 +221,7 @@ def test_ids_follow_existing_accounts_and_leave_room_for_new_ones(session):
 
 
 def test_progress_is_reported_after_each_batch(session, monkeypatch):
-    monkeypatch.setattr(demo, "BATCH_SIZE", 100)
+    monkeypatch.setattr(demo_rows, "BATCH_SIZE", 100)
     seen: list[int] = []
     _populate(session, volunteers=250, progress=seen.append)
     assert seen == [100, 200, 250]
