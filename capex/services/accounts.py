@@ -27,7 +27,9 @@ from capex.errors import (
 from capex.models import AccessToken, Exchange, LoginFailure, Volunteer
 from capex.models.base import utcnow
 from capex.schemas.profiles import RegisterIn
+from capex.services import profiles
 from capex.services.exchanges import cancel_all_open
+from capex.services.profiles import OwnProfile
 from capex.vocabulary import OPEN_STATES, Role
 
 
@@ -285,6 +287,18 @@ def volunteer_named(session: Session, username: str) -> Volunteer:
     if volunteer is None:
         raise NotFound(f"no volunteer named {username!r}")
     return volunteer
+
+
+def change_role(session: Session, volunteer_id: int, role: Role, *, by: Volunteer) -> OwnProfile:
+    """A coordinator gives an active volunteer ``role`` (see ``set_role``); their profile."""
+    volunteer = profiles.load_profile(session, volunteer_id)
+    set_role(session, volunteer, role, by=by)
+    return profiles.own_profile(session, volunteer)
+
+
+def sign_up(session: Session, data: RegisterIn) -> OwnProfile:
+    """Register (see ``register``); the new volunteer's own profile."""
+    return profiles.own_profile(session, register(session, data))
 
 
 def set_role(

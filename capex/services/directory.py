@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from capex.errors import Invalid, field_error
 from capex.models import SkillOffer, SkillWant, Volunteer, VolunteerLanguage
 from capex.services import skills as skill_service
-from capex.services.profiles import profile_options
+from capex.services.profiles import PublicProfile, profile_options, public_profiles
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,20 @@ class DirectoryQuery:
     q: str | None = None
     after_id: int | None = None
     limit: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryPage:
+    """One page of public profiles, and whether another page follows."""
+
+    items: list[PublicProfile]
+    more: bool
+
+
+def browse(session: Session, query: DirectoryQuery) -> DirectoryPage:
+    """One page of the directory: the public profiles of the volunteers ``search`` finds."""
+    volunteers, more = search(session, query)
+    return DirectoryPage(public_profiles(session, volunteers), more)
 
 
 def search(session: Session, query: DirectoryQuery) -> tuple[list[Volunteer], bool]:

@@ -245,6 +245,25 @@ def own_profile(session: Session, volunteer: Volunteer) -> OwnProfile:
     )
 
 
+def my_profile(session: Session, volunteer_id: int) -> OwnProfile:
+    """An active volunteer's own profile, with their email and role."""
+    return own_profile(session, load_profile(session, volunteer_id))
+
+
+def edit_profile(
+    session: Session, volunteer_id: int, data: ProfileReplace | ProfileUpdate
+) -> OwnProfile:
+    """Replace (PUT) or patch (PATCH) a profile; the profile as it now is."""
+    save_profile(session, volunteer_id, data)
+    return my_profile(session, volunteer_id)
+
+
+def public_profile(session: Session, volunteer_id: int) -> PublicProfile:
+    """One active volunteer's public profile; 404 for anyone else."""
+    (found,) = public_profiles(session, [load_profile(session, volunteer_id)])
+    return found
+
+
 def _slots_and_ratings(
     session: Session, volunteers: list[Volunteer]
 ) -> tuple[dict[int, int], dict[int, tuple[float, int]]]:

@@ -15,7 +15,7 @@ from capex.api.deps import (
 from capex.errors import Invalid, field_error
 from capex.schemas.common import Problem
 from capex.schemas.profiles import MeRead, RegisterIn, TokenRead
-from capex.services import accounts, profiles
+from capex.services import accounts
 
 router = APIRouter(prefix="/auth", tags=["accounts"])
 
@@ -47,8 +47,7 @@ async def form_body(request: Request) -> None:
 )
 def register(data: RegisterIn, session: SessionDep) -> MeRead:
     """Create an account; the answer is the new volunteer's own profile."""
-    volunteer = accounts.register(session, data)
-    return MeRead.model_validate(profiles.own_profile(session, volunteer))
+    return MeRead.model_validate(accounts.sign_up(session, data))
 
 
 @router.post(

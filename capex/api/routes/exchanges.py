@@ -5,12 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
-from sqlalchemy.orm import Session
 
 from capex.api.deps import CurrentUser, IdPath, PageDep, SessionDep, SettingsDep
-from capex.config import Settings
 from capex.errors import Forbidden
-from capex.models import Volunteer
 from capex.schemas.common import (
     ExchangeStateWord,
     Page,
@@ -62,7 +59,7 @@ def request_exchange(
     ] = None,
 ) -> ExchangeView:
     """Ask a mentor to teach me one of the skills they offer."""
-    created = exchanges.request(
+    asked = exchanges.ask(
         session,
         settings,
         me,
@@ -71,9 +68,9 @@ def request_exchange(
         message=data.message,
         idempotency_key=idempotency_key,
     )
-    if created.replayed:
+    if asked.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return exchanges.view(session, settings, created.exchange)
+    return asked.exchange
 
 
 @router.get("", response_model=Page[ExchangeRead], responses=_errors)
@@ -115,24 +112,12 @@ def read_exchange(
     return exchanges.read(session, settings, exchange_id, me)
 
 
-def _act(
-    action: ExchangeAction,
-    exchange_id: int,
-    me: Volunteer,
-    session: Session,
-    settings: Settings,
-    note: str = "",
-) -> ExchangeView:
-    exchange = exchanges.apply(session, settings, exchange_id, action, me, note)
-    return exchanges.view(session, settings, exchange)
-
-
 @router.post("/{exchange_id}/accept", response_model=ExchangeRead, responses=_errors)
 def accept(
     exchange_id: IdPath, me: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> ExchangeView:
     """The mentor takes the request (409 when all their slots are taken)."""
-    return _act(ExchangeAction.ACCEPT, exchange_id, me, session, settings)
+    return exchanges.act(session, settings, exchange_id, ExchangeAction.ACCEPT, me)
 
 
 @router.post("/{exchange_id}/decline", response_model=ExchangeRead, responses=_errors)
@@ -145,7 +130,7 @@ def decline(
 ) -> ExchangeView:
     """The mentor turns the request down, optionally saying why."""
     reason = data.reason if data else ""
-    return _act(ExchangeAction.DECLINE, exchange_id, me, session, settings, reason)
+    return exchanges.act(session, settings, exchange_id, ExchangeAction.DECLINE, me, reason)
 
 
 @router.post("/{exchange_id}/cancel", response_model=ExchangeRead, responses=_errors)
@@ -158,7 +143,7 @@ def cancel(
 ) -> ExchangeView:
     """Either participant calls off a waiting or accepted exchange."""
     reason = data.reason if data else ""
-    return _act(ExchangeAction.CANCEL, exchange_id, me, session, settings, reason)
+    return exchanges.act(session, settings, exchange_id, ExchangeAction.CANCEL, me, reason)
 
 
 @router.post("/{exchange_id}/complete", response_model=ExchangeRead, responses=_errors)
@@ -166,7 +151,7 @@ def complete(
     exchange_id: IdPath, me: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> ExchangeView:
     """Either participant marks an accepted exchange done."""
-    return _act(ExchangeAction.COMPLETE, exchange_id, me, session, settings)
+    return exchanges.act(session, settings, exchange_id, ExchangeAction.COMPLETE, me)
 
 
 @router.post(

@@ -27,16 +27,10 @@ def _body_doc(model: type[ProfileReplace | ProfileUpdate]) -> dict[str, Any]:
     }
 
 
-def _own(session: SessionDep, volunteer_id: int) -> MeRead:
-    return MeRead.model_validate(
-        profiles.own_profile(session, profiles.load_profile(session, volunteer_id))
-    )
-
-
 @router.get("/me", response_model=MeRead, responses=_errors)
 def read_me(me: CurrentUser, session: SessionDep) -> MeRead:
     """My own profile, with my email and role."""
-    return _own(session, me.id)
+    return MeRead.model_validate(profiles.my_profile(session, me.id))
 
 
 @router.put(
@@ -48,8 +42,7 @@ def replace_profile(
     data: Annotated[ProfileReplace, Depends(body_with_known_skills(ProfileReplace))],
 ) -> MeRead:
     """Replace my whole profile; a field left out returns to its default."""
-    profiles.save_profile(session, me.id, data)
-    return _own(session, me.id)
+    return MeRead.model_validate(profiles.edit_profile(session, me.id, data))
 
 
 @router.patch(
@@ -61,8 +54,7 @@ def update_profile(
     data: Annotated[ProfileUpdate, Depends(body_with_known_skills(ProfileUpdate))],
 ) -> MeRead:
     """Change only the profile fields given."""
-    profiles.save_profile(session, me.id, data)
-    return _own(session, me.id)
+    return MeRead.model_validate(profiles.edit_profile(session, me.id, data))
 
 
 @router.delete(

@@ -40,21 +40,17 @@ def list_volunteers(
         after_id=page.position("id", int),
         limit=page.limit,
     )
-    volunteers, more = directory.search(session, query)
+    found = directory.browse(session, query)
     return Page[VolunteerRead](
-        items=[
-            VolunteerRead.model_validate(view)
-            for view in profiles.public_profiles(session, volunteers)
-        ],
-        next_cursor=encode_cursor({"id": volunteers[-1].id}) if more else None,
+        items=[VolunteerRead.model_validate(view) for view in found.items],
+        next_cursor=encode_cursor({"id": found.items[-1].id}) if found.more else None,
     )
 
 
 @router.get("/{volunteer_id}", response_model=VolunteerRead, responses={404: {"model": Problem}})
 def read_volunteer(volunteer_id: IdPath, _me: CurrentUser, session: SessionDep) -> VolunteerRead:
     """One public profile (never the email)."""
-    (view,) = profiles.public_profiles(session, [profiles.load_profile(session, volunteer_id)])
-    return VolunteerRead.model_validate(view)
+    return VolunteerRead.model_validate(profiles.public_profile(session, volunteer_id))
 
 
 @router.put(
@@ -70,6 +66,5 @@ def set_role(
     volunteer_id: IdPath, data: RoleIn, coordinator: Coordinator, session: SessionDep
 ) -> MeRead:
     """Make a volunteer a coordinator, or a volunteer again (never the last coordinator)."""
-    volunteer = profiles.load_profile(session, volunteer_id)
-    accounts.set_role(session, volunteer, data.role, by=coordinator)
-    return MeRead.model_validate(profiles.own_profile(session, volunteer))
+    changed = accounts.change_role(session, volunteer_id, data.role, by=coordinator)
+    return MeRead.model_validate(changed)

@@ -14,7 +14,8 @@ from capex.models import Exchange, ExchangeEvent, Volunteer
 
 # Imported as a module: profiles imports this package (mentor_ratings) in turn.
 from capex.services import profiles
-from capex.services.exchanges.lifecycle import effective_state, state_filter, visible
+from capex.services.exchanges.lifecycle import apply, effective_state, state_filter, visible
+from capex.services.exchanges.requests import request
 from capex.vocabulary import ExchangeAction, ExchangeState, Origin, Side
 
 
@@ -90,6 +91,50 @@ def views(session: Session, settings: Settings, rows: list[Exchange]) -> list[Ex
 def view(session: Session, settings: Settings, exchange: Exchange) -> ExchangeView:
     """The view of one exchange."""
     return views(session, settings, [exchange])[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """The exchange a learner's request made, as they see it, and whether it is an earlier
+    request's (a retry with the same Idempotency-Key)."""
+
+    exchange: ExchangeView
+    replayed: bool
+
+
+def ask(
+    session: Session,
+    settings: Settings,
+    learner: Volunteer,
+    *,
+    mentor_id: int,
+    skill: str,
+    message: str = "",
+    idempotency_key: str | None = None,
+) -> Asked:
+    """A learner asks a mentor for one of the skills they offer (see ``requests.request``)."""
+    created = request(
+        session,
+        settings,
+        learner,
+        mentor_id=mentor_id,
+        skill=skill,
+        message=message,
+        idempotency_key=idempotency_key,
+    )
+    return Asked(view(session, settings, created.exchange), created.replayed)
+
+
+def act(
+    session: Session,
+    settings: Settings,
+    exchange_id: int,
+    action: ExchangeAction,
+    actor: Volunteer,
+    note: str = "",
+) -> ExchangeView:
+    """A participant takes ``action`` (see ``lifecycle.apply``); the exchange as it now is."""
+    return view(session, settings, apply(session, settings, exchange_id, action, actor, note))
 
 
 def read(session: Session, settings: Settings, exchange_id: int, viewer: Volunteer) -> ExchangeView:
