@@ -59,15 +59,7 @@ def request_exchange(
     ] = None,
 ) -> ExchangeView:
     """Ask a mentor to teach me one of the skills they offer."""
-    asked = exchanges.ask(
-        session,
-        settings,
-        me,
-        mentor_id=data.mentor_id,
-        skill=data.skill,
-        message=data.message,
-        idempotency_key=idempotency_key,
-    )
+    asked = exchanges.ask(session, settings, me, data, idempotency_key)
     if asked.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return asked.exchange

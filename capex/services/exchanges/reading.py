@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from capex.config import Settings
 from capex.errors import Invalid, field_error
 from capex.models import Exchange, ExchangeEvent, Volunteer
+from capex.schemas.exchanges import ExchangeCreate
 
 # Imported as a module: profiles imports this package (mentor_ratings) in turn.
 from capex.services import profiles
@@ -106,10 +107,7 @@ def ask(
     session: Session,
     settings: Settings,
     learner: Volunteer,
-    *,
-    mentor_id: int,
-    skill: str,
-    message: str = "",
+    data: ExchangeCreate,
     idempotency_key: str | None = None,
 ) -> Asked:
     """A learner asks a mentor for one of the skills they offer (see ``requests.request``)."""
@@ -117,9 +115,9 @@ def ask(
         session,
         settings,
         learner,
-        mentor_id=mentor_id,
-        skill=skill,
-        message=message,
+        mentor_id=data.mentor_id,
+        skill=data.skill,
+        message=data.message,
         idempotency_key=idempotency_key,
     )
     return Asked(view(session, settings, created.exchange), created.replayed)
