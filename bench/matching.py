@@ -28,6 +28,7 @@ import resource
 import statistics
 import sys
 import time
+import tracemalloc
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,11 +52,6 @@ from capex.services import skills as skill_service  # noqa: E402
 
 QUARTER = 15
 SATURATION = 120
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize()
 
 
 def peak_rss_bytes() -> int:
@@ -212,13 +208,18 @@ def measure_size(volunteers: int, queries: int, naive_seconds: float, seed: int)
     tree = {skill: parent for skill, parent, _ in taxonomy()}
     space = SkillSpace(tree)
     week = next_week_start(datetime.now(UTC))
-    gc.collect()
-    before = rss_bytes()
     started = time.perf_counter()
     index = MatchIndex(space, week).build(r for r in records if r.active)
     build_s = time.perf_counter() - started
+    # What the index holds, counted by tracemalloc (numpy reports its buffers to it) in a
+    # second, untimed build. A difference of RSS said "0 MB" whenever the allocator reused
+    # what generating the population had freed.
     gc.collect()
-    index_mb = (rss_bytes() - before) / 2**20
+    tracemalloc.start()
+    held = MatchIndex(space, week).build(r for r in records if r.active)
+    index_mb = tracemalloc.get_traced_memory()[0] / 2**20
+    tracemalloc.stop()
+    del held
 
     learners = [r.id for r in records if r.active and r.wants]
     mentors = [r.id for r in records if r.active and r.offers and r.open_slots > 0]
