@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import text
 
 from capex.db import make_engine
-from tests.conftest import BACKENDS
+from capex.testing import BACKENDS
 from tests.live import deployment
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from capex.db import make_engine
-from tests.conftest import BACKENDS
+from capex.testing import BACKENDS
 from tests.live import deployment
 from tests.test_exchange_races import Call, assert_problem_conflicts, fire, statuses
 
