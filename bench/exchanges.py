@@ -54,7 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from capex import migrate, testing  # noqa: E402
 from capex.db import make_engine, make_session_factory  # noqa: E402
-from capex.models import SkillOffer, Volunteer, VolunteerLanguage  # noqa: E402
+from capex.models import SkillOffer, VolunteerLanguage  # noqa: E402
 from capex.services import accounts  # noqa: E402
 from capex.services.exchanges import TRANSITIONS  # noqa: E402
 
@@ -100,21 +100,15 @@ def create_accounts(url: str, clients: int, mentors_per_client: int, shared: int
         with make_session_factory(engine)() as session:
 
             def volunteer(username: str, offers: bool) -> Party:
-                row = Volunteer(
-                    username=username,
-                    username_key=username.casefold(),
-                    email=f"{username}@bench.invalid",
-                    password_hash=password_hash,
+                row = accounts.new_volunteer(
+                    username,
+                    f"{username}@bench.invalid",
+                    password_hash,
                     display_name=username.title(),
-                    bio="",
-                    mentor_capacity=MENTOR_CAPACITY if offers else 2,
-                    role="volunteer",
-                    is_active=True,
-                    languages=[VolunteerLanguage(code="en", language="en", level=5)],
-                    availability=[],
-                    offers=[SkillOffer(skill_id=SKILL, level=4)] if offers else [],
-                    wants=[],
                 )
+                row.mentor_capacity = MENTOR_CAPACITY if offers else 2
+                row.languages = [VolunteerLanguage(code="en", language="en", level=5)]
+                row.offers = [SkillOffer(skill_id=SKILL, level=4)] if offers else []
                 session.add(row)
                 session.flush()
                 return Party(row.id, username)

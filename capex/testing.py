@@ -1,5 +1,7 @@
 """Live servers and throwaway databases for the tests, the benchmarks and scripts/schemathesis.
 
+And the costly request bodies that the tests and bench/body_limits.py both send.
+
 Standard library, psycopg and SQLAlchemy's URL only: it imports nothing of capex (the server
 runs in its own process), and nothing that only the tests install.
 """
@@ -171,3 +173,25 @@ def live_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# -- costly request bodies -------------------------------------------------------------------
+
+# Just under the default byte limit of a request body (1 MiB).
+UNDER_BODY_LIMIT = 1024 * 1024 - 64
+
+
+def wide_object(size: int = UNDER_BODY_LIMIT) -> bytes:
+    """A JSON object of about ``size`` bytes of tiny members (``"k0":0,...``)."""
+    members, length, index = [], 2, 0
+    while length < size:
+        member = f'"k{index}":0'
+        members.append(member)
+        length += len(member) + 1
+        index += 1
+    return ("{" + ",".join(members) + "}").encode()
+
+
+def registration(password: str) -> bytes:
+    """A registration body whose ``password`` is the JSON text given (an array, say)."""
+    return ('{"username":"abc","email":"a@example.org","password":' + password + "}").encode()

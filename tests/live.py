@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from capex import testing
+from tests.factories import sign_in
 
 # What every live test server runs with; ``env`` adds to it.
 TEST_ENVIRONMENT = {
@@ -64,15 +65,20 @@ def deployment(
         yield Deployment(url, base, log, client)
 
 
-def register(client: httpx.Client, username: str, profile: dict[str, Any]) -> dict[str, str]:
-    """Register ``username``, sign in and save ``profile``; the bearer header."""
+def sign_up(client: httpx.Client, username: str) -> int:
+    """Register ``username`` with PASSWORD; the new volunteer's id."""
     response = client.post(
         "/api/v1/auth/register",
         json={"username": username, "email": f"{username}@example.org", "password": PASSWORD},
     )
     assert response.status_code == 201, response.text
-    token = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    return int(response.json()["id"])
+
+
+def register(client: httpx.Client, username: str, profile: dict[str, Any]) -> dict[str, str]:
+    """Register ``username``, sign in and save ``profile``; the bearer header."""
+    sign_up(client, username)
+    headers = sign_in(client, username, PASSWORD)
     saved = client.put("/api/v1/me/profile", json=profile, headers=headers)
     assert saved.status_code == 200, saved.text
     return headers
