@@ -66,7 +66,7 @@ def discard_database(url: str, *, admin_url: str = POSTGRES_ADMIN_URL) -> None:
     if url.startswith("postgresql"):
         with psycopg.connect(admin_dsn(admin_url), autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    elif database:
+    elif url.startswith("sqlite") and database:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
 
@@ -117,10 +117,14 @@ class LiveServer:
     pid: int
 
 
+# The servers are local: never through a proxy that the environment names.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def answers(url: str, timeout: float = 1.0) -> bool:
     """Whether a GET of ``url`` answers 200 now."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with _DIRECT.open(url, timeout=timeout) as response:
             return int(response.status) == 200
     except (OSError, http.client.HTTPException):  # refused, reset, timed out, 503, ...
         return False
