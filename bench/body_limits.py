@@ -46,24 +46,11 @@ from capex.api.app import create_app  # noqa: E402
 from capex.api.middleware import BodyLimitMiddleware  # noqa: E402
 from capex.config import Settings  # noqa: E402
 from capex.db import make_engine, make_session_factory  # noqa: E402
+from capex.testing import registration, wide_object  # noqa: E402
 
 MiB = 1024 * 1024
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
-
-
-def wide_object(size: int) -> bytes:
-    members, length, index = [], 2, 0
-    while length < size:
-        member = f'"k{index}":0'
-        members.append(member)
-        length += len(member) + 1
-        index += 1
-    return ("{" + ",".join(members) + "}").encode()
-
-
-def _register(password: str) -> bytes:
-    return ('{"username":"abc","email":"a@example.org","password":' + password + "}").encode()
 
 
 BODIES: list[tuple[str, str, str, Callable[[], bytes]]] = [
@@ -78,13 +65,13 @@ BODIES: list[tuple[str, str, str, Callable[[], bytes]]] = [
         "array of 500k numbers (1 MiB)",
         "/api/v1/auth/register",
         JSON,
-        lambda: _register("[" + "0," * ((MiB - 80) // 2) + "0]"),
+        lambda: registration("[" + "0," * ((MiB - 80) // 2) + "0]"),
     ),
     (
         "array of 350k strings (1 MiB)",
         "/api/v1/auth/register",
         JSON,
-        lambda: _register("[" + '"",' * ((MiB - 80) // 3) + '""]'),
+        lambda: registration("[" + '"",' * ((MiB - 80) // 3) + '""]'),
     ),
     ("nesting 500k deep (1 MiB)", "/api/v1/auth/register", JSON, lambda: b"[" * (MiB // 2)),
     (

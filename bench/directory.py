@@ -25,13 +25,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,15 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
 from sqlalchemy import Engine, func, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, selectinload
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from capex import demo, migrate  # noqa: E402
+from capex import demo, migrate, testing  # noqa: E402
 from capex.db import make_engine, make_session_factory  # noqa: E402
 from capex.models import SkillOffer, SkillWant, Volunteer, VolunteerLanguage  # noqa: E402
 from capex.services import skills as skill_service  # noqa: E402
@@ -88,31 +83,13 @@ class DatabaseReport:
 # -- databases -----------------------------------------------------------------------------
 
 
-def _admin_dsn(admin_url: str) -> str:
-    return make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @contextmanager
 def fresh_database(kind: str, admin_url: str, keep: bool) -> Iterator[str]:
     """A new empty database of ``kind`` ('sqlite' or 'postgresql'); dropped afterwards."""
-    name = f"capex_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    if kind == "sqlite":
-        path = Path(tempfile.gettempdir()) / f"{name}.db"
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            if not keep:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return
-    with psycopg.connect(_admin_dsn(admin_url), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        if not keep:
-            with psycopg.connect(_admin_dsn(admin_url), autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with testing.throwaway_database(
+        kind, Path(tempfile.gettempdir()), prefix="capex_bench", admin_url=admin_url, keep=keep
+    ) as url:
+        yield url
 
 
 def populate(url: str, volunteers: int, analyze: bool) -> float:
@@ -218,59 +195,24 @@ def choose_parameters(session: Session, volunteers: int) -> Parameters:
 # -- the server ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def server(url: str) -> Iterator[str]:
     """uvicorn serving capex on ``url``'s database; yields the base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "CAPEX_DATABASE_URL": url,
-        "CAPEX_ENVIRONMENT": "development",
-        "PYTHONPATH": str(ROOT),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "capex.api.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-    ]
-    process = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with status {process.returncode}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not answer /healthz in time")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+
+    def uvicorn(port: int) -> list[str]:
+        app = ["uvicorn", "capex.api.app:create_app", "--factory", "--no-access-log"]
+        return [sys.executable, "-m", *app, "--host", "127.0.0.1", "--port", str(port)]
+
+    env = {"CAPEX_ENVIRONMENT": "development", "PYTHONPATH": str(ROOT)}
+    with testing.live_server(
+        url,
+        command=uvicorn,
+        env=env,
+        ready_path="/healthz",
+        start_timeout=SERVER_START_SECONDS,
+        cwd=ROOT,
+    ) as live:
+        yield live.base
 
 
 def timed(

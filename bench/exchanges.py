@@ -33,10 +33,8 @@ import itertools
 import os
 import platform
 import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -54,9 +52,9 @@ from sqlalchemy import text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from capex import migrate  # noqa: E402
+from capex import migrate, testing  # noqa: E402
 from capex.db import make_engine, make_session_factory  # noqa: E402
-from capex.models import SkillOffer, Volunteer, VolunteerLanguage  # noqa: E402
+from capex.models import SkillOffer, VolunteerLanguage  # noqa: E402
 from capex.services import accounts  # noqa: E402
 from capex.services.exchanges import TRANSITIONS  # noqa: E402
 
@@ -76,7 +74,7 @@ BARRIER_TIMEOUT_SECONDS = 300.0
 
 
 # The same fresh databases as the directory benchmark (bench/ is on sys.path when run).
-from directory import _admin_dsn, fresh_database  # noqa: E402
+from directory import fresh_database  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -102,21 +100,15 @@ def create_accounts(url: str, clients: int, mentors_per_client: int, shared: int
         with make_session_factory(engine)() as session:
 
             def volunteer(username: str, offers: bool) -> Party:
-                row = Volunteer(
-                    username=username,
-                    username_key=username.casefold(),
-                    email=f"{username}@bench.invalid",
-                    password_hash=password_hash,
+                row = accounts.new_volunteer(
+                    username,
+                    f"{username}@bench.invalid",
+                    password_hash,
                     display_name=username.title(),
-                    bio="",
-                    mentor_capacity=MENTOR_CAPACITY if offers else 2,
-                    role="volunteer",
-                    is_active=True,
-                    languages=[VolunteerLanguage(code="en", language="en", level=5)],
-                    availability=[],
-                    offers=[SkillOffer(skill_id=SKILL, level=4)] if offers else [],
-                    wants=[],
                 )
+                row.mentor_capacity = MENTOR_CAPACITY if offers else 2
+                row.languages = [VolunteerLanguage(code="en", language="en", level=5)]
+                row.offers = [SkillOffer(skill_id=SKILL, level=4)] if offers else []
                 session.add(row)
                 session.flush()
                 return Party(row.id, username)
@@ -140,52 +132,19 @@ def create_accounts(url: str, clients: int, mentors_per_client: int, shared: int
 # -- the server ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def server(url: str, workers: int, log: Path) -> Iterator[tuple[str, int]]:
     """``capex serve --workers N`` on ``url``'s database; yields the base URL and the pid."""
-    port = free_port()
     env = {
-        **os.environ,
-        "CAPEX_DATABASE_URL": url,
         "CAPEX_ENVIRONMENT": "development",
         # No access log line per request; errors (a 500's traceback) are still written.
         "CAPEX_LOG_LEVEL": "WARNING",
         "PYTHONPATH": str(ROOT),
     }
-    command = [sys.executable, "-m", "capex.cli", "serve", "--port", str(port)]
-    command += ["--workers", str(workers)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + SERVER_START_SECONDS
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"capex serve exited: {log.read_text()[-2000:]}")
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("capex serve did not answer /readyz in time")
-                time.sleep(0.2)
-            yield base, process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+    with testing.live_server(
+        url, workers=workers, env=env, log=log, start_timeout=SERVER_START_SECONDS, cwd=ROOT
+    ) as live:
+        yield live.base, live.pid
 
 
 # -- CPU accounting (Linux /proc) ------------------------------------------------------------
@@ -596,7 +555,7 @@ def versions(args: argparse.Namespace, kinds: list[str]) -> str:
         f"SQLite {sqlite3.sqlite_version}",
     ]
     if "postgresql" in kinds:
-        with psycopg.connect(_admin_dsn(args.postgres_admin_url)) as conn:
+        with psycopg.connect(testing.admin_dsn(args.postgres_admin_url)) as conn:
             row = conn.execute("SHOW server_version").fetchone()
             parts.append(f"PostgreSQL {row[0] if row else '?'}")
     return ", ".join(parts)

@@ -6,66 +6,27 @@ outer transaction that is rolled back, so tests never see each other's rows.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from capex import config, migrate
 from capex.api.app import create_app
 from capex.config import Settings
 from capex.db import make_engine
-
-BACKENDS = ("sqlite", "postgresql")
-POSTGRES_ADMIN_URL = os.environ.get(
-    "CAPEX_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def _admin_dsn() -> str:
-    url = make_url(POSTGRES_ADMIN_URL)
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def create_postgres_database() -> str:
-    """A throwaway PostgreSQL database for this run; returns its SQLAlchemy URL."""
-    name = f"capex_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_postgres_database(url: str) -> None:
-    name = make_url(url).database
-    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def fresh_database(backend: str, tmp_dir: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_dir / f'capex-{uuid.uuid4().hex[:8]}.db'}"
-    return create_postgres_database()
-
-
-def discard_database(url: str) -> None:
-    if url.startswith("postgresql"):
-        drop_postgres_database(url)
+from capex.testing import BACKENDS, throwaway_database
 
 
 @pytest.fixture(params=BACKENDS)
 def live_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty database of each backend for one live server (it migrates it)."""
-    url = fresh_database(str(request.param), tmp_path)
-    yield url
-    discard_database(url)
+    with throwaway_database(str(request.param), tmp_path) as url:
+        yield url
 
 
 def reset_process_state() -> None:
@@ -80,10 +41,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = fresh_database(backend, tmp_path_factory.mktemp(backend))
-    migrate.upgrade(url)
-    yield url
-    discard_database(url)
+    with throwaway_database(backend, tmp_path_factory.mktemp(backend)) as url:
+        migrate.upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

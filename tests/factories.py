@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from fastapi.testclient import TestClient
+import httpx
 from sqlalchemy.orm import Session
 
 from capex.config import Settings
 from capex.models import Volunteer
 from capex.schemas.profiles import ProfileUpdate
 from capex.services import accounts, profiles
+from capex.vocabulary import Role
 
 PASSWORD = "correct horse battery"
 
@@ -23,23 +25,15 @@ def password_hash() -> str:
 
 
 def make_volunteer(
-    session: Session, username: str, *, role: str = "volunteer", **profile: Any
+    session: Session, username: str, *, role: Role = Role.VOLUNTEER, **profile: Any
 ) -> Volunteer:
     """An active volunteer with password PASSWORD and the given profile fields."""
-    volunteer = Volunteer(
-        username=username,
-        username_key=username.casefold(),
-        email=f"{username.casefold()}@example.org",
-        password_hash=password_hash(),
+    volunteer = accounts.new_volunteer(
+        username,
+        f"{username.casefold()}@example.org",
+        password_hash(),
         display_name=username.title(),
-        bio="",
-        mentor_capacity=2,
         role=role,
-        is_active=True,
-        languages=[],
-        availability=[],
-        offers=[],
-        wants=[],
     )
     session.add(volunteer)
     session.flush()
@@ -56,7 +50,21 @@ def auth_headers(session: Session, settings: Settings, volunteer: Volunteer) -> 
     return {"Authorization": f"Bearer {issued.access_token}"}
 
 
-def sign_in(client: TestClient, username: str, password: str = PASSWORD) -> dict[str, str]:
+@dataclass(frozen=True)
+class Person:
+    """A volunteer and the bearer header that signs them in."""
+
+    id: int
+    username: str
+    headers: dict[str, str]
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        """How the API names this volunteer inside an exchange."""
+        return {"id": self.id, "username": self.username, "display_name": self.username.title()}
+
+
+def sign_in(client: httpx.Client, username: str, password: str = PASSWORD) -> dict[str, str]:
     response = client.post("/api/v1/auth/token", data={"username": username, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}

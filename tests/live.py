@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,13 +10,15 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import discard_database, fresh_database
+from capex import testing
+from tests.factories import sign_in
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# What every live test server runs with; ``env`` adds to it.
+TEST_ENVIRONMENT = {
+    "CAPEX_ENVIRONMENT": "test",
+    "CAPEX_SECRET_KEY": "live-test-secret-key-0123456789abcdef",
+    "CAPEX_LOG_LEVEL": "WARNING",
+}
 
 
 @contextmanager
@@ -36,43 +33,9 @@ def live_server(
 
     ``env`` adds (or overrides) environment variables, e.g. ``CAPEX_SMTP_URL``.
     """
-    port = free_port()
-    environment = {
-        **os.environ,
-        "CAPEX_DATABASE_URL": database_url,
-        "CAPEX_ENVIRONMENT": "test",
-        "CAPEX_SECRET_KEY": "live-test-secret-key-0123456789abcdef",
-        "CAPEX_LOG_LEVEL": "WARNING",
-        **(env or {}),
-    }
-    command = [sys.executable, "-m", "capex.cli", "serve", "--port", str(port)]
-    command += ["--workers", str(workers)]
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, env=environment, stdout=output, stderr=subprocess.STDOUT
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"capex serve exited: {log.read_text()[-2000:]}")
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"capex serve did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.2)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    environment = {**TEST_ENVIRONMENT, **(env or {})}
+    with testing.live_server(database_url, workers=workers, env=environment, log=log) as server:
+        yield server.base
 
 
 PASSWORD = "a long enough password"
@@ -93,27 +56,29 @@ def deployment(
     backend: str, tmp: Path, *, workers: int, timeout: float = 30
 ) -> Iterator[Deployment]:
     """A fresh ``backend`` database served by ``capex serve --workers N``, dropped after."""
-    url = fresh_database(backend, tmp)
     log = tmp / "serve.log"
-    try:
-        with (
-            live_server(url, workers=workers, log=log) as base,
-            httpx.Client(base_url=base, timeout=timeout) as client,
-        ):
-            yield Deployment(url, base, log, client)
-    finally:
-        discard_database(url)
+    with (
+        testing.throwaway_database(backend, tmp) as url,
+        live_server(url, workers=workers, log=log) as base,
+        httpx.Client(base_url=base, timeout=timeout) as client,
+    ):
+        yield Deployment(url, base, log, client)
 
 
-def register(client: httpx.Client, username: str, profile: dict[str, Any]) -> dict[str, str]:
-    """Register ``username``, sign in and save ``profile``; the bearer header."""
+def sign_up(client: httpx.Client, username: str) -> int:
+    """Register ``username`` with PASSWORD; the new volunteer's id."""
     response = client.post(
         "/api/v1/auth/register",
         json={"username": username, "email": f"{username}@example.org", "password": PASSWORD},
     )
     assert response.status_code == 201, response.text
-    token = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    return int(response.json()["id"])
+
+
+def register(client: httpx.Client, username: str, profile: dict[str, Any]) -> dict[str, str]:
+    """Register ``username``, sign in and save ``profile``; the bearer header."""
+    sign_up(client, username)
+    headers = sign_in(client, username, PASSWORD)
     saved = client.put("/api/v1/me/profile", json=profile, headers=headers)
     assert saved.status_code == 200, saved.text
     return headers

@@ -14,7 +14,8 @@ from sqlalchemy import Engine, func, select
 from capex import migrate
 from capex.api.app import create_app
 from capex.models import LoginFailure
-from tests.conftest import fresh_database, reset_process_state, settings_for
+from capex.testing import fresh_database
+from tests.conftest import reset_process_state, settings_for
 from tests.factories import PASSWORD
 
 REGISTER = "/api/v1/auth/register"

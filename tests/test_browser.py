@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import discard_database, fresh_database
+from capex.testing import discard_database, fresh_database
 from tests.live import live_server
 
 pytestmark = pytest.mark.slow

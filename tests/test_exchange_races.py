@@ -24,12 +24,12 @@ import pytest
 from sqlalchemy import text
 
 from capex.db import make_engine
-from tests.conftest import BACKENDS
-from tests.live import deployment
+from capex.testing import BACKENDS
+from tests.factories import Person, sign_in
+from tests.live import PASSWORD, deployment, sign_up
 
 pytestmark = pytest.mark.slow
 
-PASSWORD = "a long enough password"
 SKILL = "lua"
 # Mentors for the other skills are the same volunteers: every account offers all three.
 SKILLS = ("lua", "sparql", "python")
@@ -41,19 +41,12 @@ CONNECT_ATTEMPTS = 50
 MAX_OPEN_REQUESTS = 5  # the default of Settings.max_open_requests
 
 
-@dataclass(frozen=True)
-class Account:
-    id: int
-    username: str
-    headers: dict[str, str]
-
-
 @dataclass
 class Live:
     url: str
     base: str
     log: Path
-    accounts: list[Account]
+    accounts: list[Person]
     log_offset: int = 0
     client: httpx.Client = field(init=False)
 
@@ -72,25 +65,18 @@ class Call:
 # -- setup ---------------------------------------------------------------------------------
 
 
-def _account(client: httpx.Client, username: str) -> Account:
-    registered = client.post(
-        "/api/v1/auth/register",
-        json={"username": username, "email": f"{username}@example.org", "password": PASSWORD},
-    )
-    assert registered.status_code == 201, registered.text
-    token = client.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
-    assert token.status_code == 200, token.text
-    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+def _account(client: httpx.Client, username: str) -> Person:
+    person = Person(sign_up(client, username), username, sign_in(client, username, PASSWORD))
     profile = client.patch(
         "/api/v1/me/profile",
         json={
             "languages": [{"code": "en", "level": 5}],
             "offers": [{"skill": skill, "level": 4} for skill in SKILLS],
         },
-        headers=headers,
+        headers=person.headers,
     )
     assert profile.status_code == 200, profile.text
-    return Account(registered.json()["id"], username, headers)
+    return person
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -178,7 +164,7 @@ def _close_everything(live: Live) -> None:
                 assert closed.status_code in (200, 409), closed.text
 
 
-def _set_capacity(live: Live, account: Account, capacity: int) -> None:
+def _set_capacity(live: Live, account: Person, capacity: int) -> None:
     changed = live.client.patch(
         "/api/v1/me/profile", json={"mentor_capacity": capacity}, headers=account.headers
     )
@@ -240,7 +226,7 @@ def assert_problem_conflicts(responses: list[httpx.Response]) -> None:
             assert body["detail"]
 
 
-def request_exchange(live: Live, learner: Account, mentor: Account, skill: str = SKILL) -> int:
+def request_exchange(live: Live, learner: Person, mentor: Person, skill: str = SKILL) -> int:
     created = live.client.post(
         "/api/v1/exchanges", json={"mentor_id": mentor.id, "skill": skill}, headers=learner.headers
     )
@@ -248,26 +234,26 @@ def request_exchange(live: Live, learner: Account, mentor: Account, skill: str =
     return int(created.json()["id"])
 
 
-def read_exchange(live: Live, exchange_id: int, viewer: Account) -> dict[str, Any]:
+def read_exchange(live: Live, exchange_id: int, viewer: Person) -> dict[str, Any]:
     response = live.client.get(f"/api/v1/exchanges/{exchange_id}", headers=viewer.headers)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-def events(live: Live, exchange_id: int, viewer: Account) -> list[tuple[str | None, str]]:
+def events(live: Live, exchange_id: int, viewer: Person) -> list[tuple[str | None, str]]:
     response = live.client.get(f"/api/v1/exchanges/{exchange_id}/events", headers=viewer.headers)
     assert response.status_code == 200, response.text
     return [(item["from_state"], item["to_state"]) for item in response.json()["items"]]
 
 
-def open_slots(live: Live, volunteer: Account, viewer: Account) -> int:
+def open_slots(live: Live, volunteer: Person, viewer: Person) -> int:
     response = live.client.get(f"/api/v1/volunteers/{volunteer.id}", headers=viewer.headers)
     assert response.status_code == 200, response.text
     return int(response.json()["open_slots"])
 
 
-def listed_ids(live: Live, account: Account, role: str, state: str) -> list[int]:
+def listed_ids(live: Live, account: Person, role: str, state: str) -> list[int]:
     response = live.client.get(
         "/api/v1/exchanges",
         params={"as": role, "state": state, "limit": 100},
@@ -277,7 +263,13 @@ def listed_ids(live: Live, account: Account, role: str, state: str) -> list[int]
     return sorted(item["id"] for item in response.json()["items"])
 
 
-def action(exchange_id: int, verb: str, actor: Account) -> Call:
+def complete(live: Live, exchange_id: int, by: Person) -> None:
+    """Complete an accepted exchange, which frees the mentor's slot for the next round."""
+    completed = live.client.post(f"/api/v1/exchanges/{exchange_id}/complete", headers=by.headers)
+    assert completed.status_code == 200, completed.text
+
+
+def action(exchange_id: int, verb: str, actor: Person) -> Call:
     return Call("POST", f"/api/v1/exchanges/{exchange_id}/{verb}", actor.headers)
 
 
@@ -372,10 +364,7 @@ def test_accept_racing_cancel_leaves_the_winners_state(live: Live) -> None:
             ]
         assert open_slots(live, mentor, learner) == (1 if state == "accepted" else 2)
         if state == "accepted":
-            completed = live.client.post(
-                f"/api/v1/exchanges/{exchange_id}/complete", headers=learner.headers
-            )
-            assert completed.status_code == 200, completed.text
+            complete(live, exchange_id, by=learner)
     print(f"\naccept vs cancel, {RACE_ROUNDS} rounds: {dict(outcomes)}")
 
 
@@ -397,10 +386,7 @@ def test_accept_racing_decline_lets_exactly_one_answer(live: Live) -> None:
         assert read_exchange(live, exchange_id, learner)["state"] == winner
         assert events(live, exchange_id, learner) == [(None, "requested"), ("requested", winner)]
         if winner == "accepted":
-            completed = live.client.post(
-                f"/api/v1/exchanges/{exchange_id}/complete", headers=mentor.headers
-            )
-            assert completed.status_code == 200, completed.text
+            complete(live, exchange_id, by=mentor)
     print(f"\naccept vs decline, {RACE_ROUNDS} rounds: {dict(outcomes)}")
 
 

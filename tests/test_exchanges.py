@@ -17,23 +17,11 @@ from capex.models.base import utcnow
 from capex.services import maintenance
 from capex.services.exchanges import OPENING, TRANSITIONS
 from capex.vocabulary import Party
-from tests.factories import auth_headers, make_volunteer, problem_fields
+from tests.factories import Person, auth_headers, make_volunteer, problem_fields
 
 API = "/api/v1"
 EXCHANGES = f"{API}/exchanges"
 ENGLISH = [{"code": "en", "level": 5}]
-
-
-@dataclass(frozen=True)
-class Person:
-    id: int
-    username: str
-    headers: dict[str, str]
-
-    @property
-    def ref(self) -> dict[str, Any]:
-        """How the API names this volunteer inside an exchange."""
-        return {"id": self.id, "username": self.username, "display_name": self.username.title()}
 
 
 def person(session, settings, name, **profile) -> Person:

@@ -15,27 +15,14 @@ from starlette.requests import Request
 from capex.api.app import create_app
 from capex.api.middleware import BodyLimits, shape_problem
 from capex.config import Settings
+from capex.testing import registration, wide_object
 
 MiB = 1024 * 1024
 JSON = {"content-type": "application/json"}
 
 
-def wide_object(size: int = MiB - 64) -> bytes:
-    """The report's body, cut to fit the byte limit: one object of tiny members."""
-    members, length, index = [], 2, 0
-    while length < size:
-        member = f'"k{index}":0'
-        members.append(member)
-        length += len(member) + 1
-        index += 1
-    return ("{" + ",".join(members) + "}").encode()
-
-
 def long_array(size: int = MiB - 64) -> bytes:
-    count = (size - 60) // 2
-    return (
-        '{"username":"abc","email":"a@example.org","password":[' + "0," * count + "0]}"
-    ).encode()
+    return registration("[" + "0," * ((size - 60) // 2) + "0]")
 
 
 def deep_nesting(depth: int = 100) -> bytes:

@@ -9,9 +9,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import discard_database, fresh_database
+from capex.testing import discard_database, fresh_database, wide_object
 from tests.live import live_server
-from tests.test_http_layer import deep_nesting, long_array, wide_object
+from tests.test_http_layer import deep_nesting, long_array
 
 pytestmark = pytest.mark.slow
 

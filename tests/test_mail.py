@@ -34,9 +34,9 @@ from capex.models import Exchange, Notification
 from capex.models.base import utcnow
 from capex.services import maintenance
 from capex.services.notifications import MAX_MAIL_ATTEMPTS, deliver_pending, notify
-from tests.conftest import discard_database, fresh_database
+from capex.testing import discard_database, free_port, fresh_database
 from tests.factories import auth_headers, make_volunteer
-from tests.live import free_port, live_server, register
+from tests.live import live_server, register
 
 EXCHANGES = "/api/v1/exchanges"
 

@@ -19,7 +19,7 @@ from capex.models import Volunteer
 from capex.schemas.skills import SkillCreate
 from capex.services import skills
 from capex.services.matches import MatchingService
-from tests.conftest import discard_database, fresh_database
+from capex.testing import discard_database, fresh_database
 from tests.factories import make_volunteer
 
 ENGLISH = [{"code": "en", "level": 5}]

@@ -14,7 +14,7 @@ from capex import migrate
 from capex.db import make_engine
 from capex.models import Base, Skill, SkillAlias
 from capex.services import skills as skill_service
-from tests.conftest import discard_database, fresh_database
+from capex.testing import discard_database, fresh_database
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import text
 
 from capex.db import make_engine
-from tests.conftest import BACKENDS
-from tests.live import deployment
+from capex.testing import BACKENDS
+from tests.factories import sign_in
+from tests.live import PASSWORD, deployment, sign_up
 from tests.test_exchange_races import Call, assert_problem_conflicts, fire, statuses
 
 pytestmark = pytest.mark.slow
 
-PASSWORD = "a long enough password"
 ACCOUNTS = 6
 WORKERS = 3
 ROUNDS = 4
@@ -42,14 +42,6 @@ class Live:
     accounts: list[Account]
 
 
-def _sign_in(client: httpx.Client, account: Account) -> None:
-    token = client.post(
-        "/api/v1/auth/token", data={"username": account.username, "password": PASSWORD}
-    )
-    assert token.status_code == 200, token.text
-    account.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-
-
 def _sql(url: str, statement: str, **params: object) -> list[tuple[object, ...]]:
     engine = make_engine(url)
     try:
@@ -67,19 +59,8 @@ def live(
     """One server with three workers and six volunteers per backend."""
     tmp = tmp_path_factory.mktemp(f"role-races-{request.param}")
     with deployment(request.param, tmp, workers=WORKERS, timeout=REQUEST_TIMEOUT) as served:
-        accounts = []
-        for number in range(ACCOUNTS):
-            username = f"coord{number}"
-            registered = served.client.post(
-                "/api/v1/auth/register",
-                json={
-                    "username": username,
-                    "email": f"{username}@example.org",
-                    "password": PASSWORD,
-                },
-            )
-            assert registered.status_code == 201, registered.text
-            accounts.append(Account(registered.json()["id"], username))
+        usernames = [f"coord{number}" for number in range(ACCOUNTS)]
+        accounts = [Account(sign_up(served.client, name), name) for name in usernames]
         yield Live(served.url, served.base, served.log, served.client, accounts)
 
 
@@ -94,7 +75,7 @@ def make_coordinators(live: Live, chosen: list[Account]) -> None:
         _sql(live.url, "UPDATE volunteers SET role = 'coordinator' WHERE id = :id", id=account.id)
     for account in live.accounts:
         if live.client.get("/api/v1/me", headers=account.headers).status_code != 200:
-            _sign_in(live.client, account)
+            account.headers = sign_in(live.client, account.username, PASSWORD)
 
 
 def active_coordinators(live: Live) -> list[object]:

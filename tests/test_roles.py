@@ -14,7 +14,8 @@ from capex.cli import app
 from capex.models import Volunteer
 from capex.schemas.profiles import RegisterIn
 from capex.services import accounts
-from tests.conftest import discard_database, fresh_database, reset_process_state
+from capex.testing import discard_database, fresh_database
+from tests.conftest import reset_process_state
 from tests.factories import auth_headers, make_volunteer
 
 API = "/api/v1"

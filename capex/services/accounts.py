@@ -59,6 +59,32 @@ def username_key(username: str) -> str:
     return username.strip().casefold()
 
 
+def new_volunteer(
+    username: str,
+    email: str,
+    password_hash: str,
+    *,
+    display_name: str | None = None,
+    role: Role = Role.VOLUNTEER,
+) -> Volunteer:
+    """An active volunteer with an empty profile, not yet added to a session."""
+    return Volunteer(
+        username=username,
+        username_key=username_key(username),
+        email=email,
+        password_hash=password_hash,
+        display_name=display_name or username,
+        bio="",
+        mentor_capacity=2,
+        role=role,
+        is_active=True,
+        languages=[],
+        availability=[],
+        offers=[],
+        wants=[],
+    )
+
+
 def register(session: Session, data: RegisterIn) -> Volunteer:
     """Create an active volunteer; 409 if the username or email is taken."""
     key = username_key(data.username)
@@ -71,20 +97,8 @@ def register(session: Session, data: RegisterIn) -> Volunteer:
     if taken is not None:
         what = "username" if taken.username_key == key else "email"
         raise Conflict(f"that {what} is already registered")
-    volunteer = Volunteer(
-        username=data.username,
-        username_key=key,
-        email=email,
-        password_hash=hash_password(data.password),
-        display_name=data.display_name or data.username,
-        bio="",
-        mentor_capacity=2,
-        role=Role.VOLUNTEER,
-        is_active=True,
-        languages=[],
-        availability=[],
-        offers=[],
-        wants=[],
+    volunteer = new_volunteer(
+        data.username, email, hash_password(data.password), display_name=data.display_name
     )
     session.add(volunteer)
     try:
