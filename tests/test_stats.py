@@ -1,0 +1,330 @@
+"""The statistics service on both databases: every figure equals a plain Python pass over
+the tables (tests/stats_reference.py) on random small histories, and a hand-checked case
+moves as a coordinator expects."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from sqlalchemy.orm import Session
+
+from capex.config import Settings
+from capex.errors import Invalid
+from capex.models import (
+    Exchange,
+    Feedback,
+    SkillOffer,
+    SkillWant,
+    Volunteer,
+    VolunteerLanguage,
+)
+from capex.services import exchanges, stats
+from capex.services.stats import StatsFilter
+from capex.vocabulary import ExchangeAction, ExchangeState, Side
+from tests import stats_reference as reference
+from tests.factories import make_volunteer
+
+NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+# Skills at every depth of two areas: a root, a child, a grandchild, and technology's.
+SKILLS = ["organizational", "project-management", "risk-management", "lua", "template-editing"]
+REGIONS = [None, "cee", "lac"]
+LANGUAGES = ["en", "fr", "pt-BR"]
+# How an exchange ended: its final state and whether it was ever accepted.
+PATHS = [
+    (ExchangeState.REQUESTED, False),
+    (ExchangeState.ACCEPTED, True),
+    (ExchangeState.DECLINED, False),
+    (ExchangeState.CANCELLED, False),
+    (ExchangeState.CANCELLED, True),
+    (ExchangeState.EXPIRED, False),
+    (ExchangeState.COMPLETED, True),
+]
+
+
+def clock() -> datetime:
+    return NOW
+
+
+# -- random histories ----------------------------------------------------------------------
+
+volunteer_strategy = st.fixed_dictionaries(
+    {
+        "region": st.sampled_from(REGIONS),
+        "languages": st.lists(st.sampled_from(LANGUAGES), max_size=2, unique=True),
+        "capacity": st.integers(0, 3),
+        "active": st.booleans(),
+        "age_days": st.integers(0, 90),
+        "seen_days": st.none() | st.integers(0, 60),
+        "offers": st.lists(st.sampled_from(SKILLS), max_size=3, unique=True),
+        "wants": st.lists(st.sampled_from(SKILLS), max_size=3, unique=True),
+    }
+)
+exchange_strategy = st.fixed_dictionaries(
+    {
+        "learner": st.integers(0, 5),
+        "mentor": st.integers(0, 5),
+        "skill": st.sampled_from(SKILLS),
+        "path": st.sampled_from(PATHS),
+        "age_hours": st.integers(0, 24 * 40),
+        "response_hours": st.integers(1, 24 * 10),
+        "feedback": st.integers(0, 2),
+    }
+)
+history_strategy = st.tuples(
+    st.lists(volunteer_strategy, min_size=2, max_size=6),
+    st.lists(exchange_strategy, max_size=12),
+)
+
+
+def build(session: Session, history: tuple[list[dict], list[dict]]) -> None:
+    """Insert a consistent history: counters agree with the exchanges, one open pair at most."""
+    people, wanted_exchanges = history
+    volunteers = []
+    for index, person in enumerate(people):
+        volunteer = Volunteer(
+            username=f"v{index}",
+            username_key=f"v{index}",
+            email=f"v{index}@example.org",
+            password_hash="x",
+            display_name=f"V{index}",
+            region=person["region"],
+            mentor_capacity=person["capacity"],
+            is_active=person["active"],
+            created_at=NOW - timedelta(days=person["age_days"], hours=1),
+            last_seen_at=None
+            if person["seen_days"] is None
+            else NOW - timedelta(days=person["seen_days"], hours=1),
+        )
+        session.add(volunteer)
+        volunteers.append(volunteer)
+    session.flush()
+    for volunteer, person in zip(volunteers, people, strict=True):
+        for position, code in enumerate(person["languages"]):
+            session.add(
+                VolunteerLanguage(
+                    volunteer_id=volunteer.id,
+                    code=code,
+                    language=code.split("-")[0],
+                    level=3,
+                    position=position,
+                )
+            )
+        for table, listed in ((SkillOffer, person["offers"]), (SkillWant, person["wants"])):
+            for position, skill in enumerate(listed):
+                session.add(
+                    table(volunteer_id=volunteer.id, skill_id=skill, level=2, position=position)
+                )
+    accepted: dict[int, int] = {}
+    open_pairs: set[tuple[int, int, str]] = set()
+    for wanted in wanted_exchanges:
+        if wanted["learner"] >= len(volunteers) or wanted["mentor"] >= len(volunteers):
+            continue
+        learner, mentor = volunteers[wanted["learner"]], volunteers[wanted["mentor"]]
+        if learner is mentor:
+            continue
+        state, was_accepted = wanted["path"]
+        pair = (learner.id, mentor.id, wanted["skill"])
+        if state.is_open:
+            if pair in open_pairs:
+                continue
+            open_pairs.add(pair)
+        created = NOW - timedelta(hours=wanted["age_hours"], minutes=7)
+        responded = created + timedelta(hours=wanted["response_hours"], minutes=13)
+        answered = was_accepted or state == ExchangeState.DECLINED
+        exchange = Exchange(
+            learner_id=learner.id,
+            mentor_id=mentor.id,
+            skill_id=wanted["skill"],
+            state=state,
+            created_at=created,
+            updated_at=created,
+            responded_at=responded if answered else None,
+            accepted_at=responded if was_accepted else None,
+            closed_at=None if state.is_open else responded + timedelta(days=1),
+        )
+        session.add(exchange)
+        if state == ExchangeState.ACCEPTED:
+            accepted[mentor.id] = accepted.get(mentor.id, 0) + 1
+        if state == ExchangeState.COMPLETED and wanted["feedback"]:
+            session.flush()
+            sides = [(learner, mentor, Side.LEARNER), (mentor, learner, Side.MENTOR)]
+            for author, subject, role in sides[: wanted["feedback"]]:
+                session.add(
+                    Feedback(
+                        exchange_id=exchange.id,
+                        author_id=author.id,
+                        subject_id=subject.id,
+                        author_role=role,
+                        rating=1 + exchange.id % 5,
+                    )
+                )
+    for volunteer in volunteers:
+        taken = accepted.get(volunteer.id, 0)
+        volunteer.mentor_capacity = max(volunteer.mentor_capacity, taken)
+        volunteer.accepted_as_mentor = taken
+    session.flush()
+
+
+def plain(value: Any) -> Any:
+    """A dataclass as the reference spells it: no ``as_of``, enums as their text."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: plain(getattr(value, field.name))
+            for field in dataclasses.fields(value)
+            if field.name != "as_of"
+        }
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    if isinstance(value, float):
+        return pytest.approx(value, abs=0.011)
+    return value
+
+
+def within_history(session: Session, history: Any, check: Any) -> None:
+    """Build ``history`` in a savepoint, run ``check``, and roll the history back."""
+    nested = session.begin_nested()
+    try:
+        build(session, history)
+        check()
+    finally:
+        nested.rollback()
+        session.expire_all()
+
+
+HYPOTHESIS = hypothesis_settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@HYPOTHESIS
+@given(history=history_strategy)
+def test_overview_equals_the_reference(session: Session, settings: Settings, history) -> None:
+    def check() -> None:
+        world = reference.load(session)
+        expected = reference.overview(world, StatsFilter(), NOW, settings.request_ttl_days)
+        assert expected == plain(stats.overview(session, settings, clock=clock))
+
+    within_history(session, history, check)
+
+
+@HYPOTHESIS
+@given(history=history_strategy, level=st.sampled_from(["skill", "area"]))
+def test_skill_table_equals_the_reference(
+    session: Session, settings: Settings, history, level: str
+) -> None:
+    def check() -> None:
+        world = reference.load(session)
+        expected = reference.skills(world, StatsFilter(), NOW, settings.request_ttl_days, level)
+        table = stats.skills(session, settings, level=level, clock=clock)
+        assert table.as_of == NOW
+        assert expected == plain(table.items)
+
+    within_history(session, history, check)
+
+
+@HYPOTHESIS
+@given(history=history_strategy)
+def test_funnel_equals_the_reference(session: Session, settings: Settings, history) -> None:
+    def check() -> None:
+        world = reference.load(session)
+        expected = reference.funnel(world, StatsFilter(), NOW, settings.request_ttl_days)
+        assert expected == plain(stats.funnel(session, settings, clock=clock))
+
+    within_history(session, history, check)
+
+
+# -- the hand-checked case -----------------------------------------------------------------
+
+
+def lua_row(session: Session, settings: Settings) -> dict[str, Any]:
+    table = stats.skills(session, settings)
+    row = next(item for item in table.items if item.skill == "lua")
+    return {
+        key: getattr(row, key)
+        for key in ("offered", "open_slots", "wanted", "gap", "requested", "accepted", "completed")
+    }
+
+
+def test_accept_decline_and_complete_move_the_skill_counts(
+    session: Session, settings: Settings
+) -> None:
+    mentor = make_volunteer(
+        session, "mentor", offers=[{"skill": "lua", "level": 3}], mentor_capacity=2
+    )
+    learners = [
+        make_volunteer(session, f"learner{i}", wants=[{"skill": "lua", "level": 2}])
+        for i in range(3)
+    ]
+    counts = {"offered": 1, "open_slots": 2, "wanted": 3, "gap": 1}
+    assert lua_row(session, settings) == counts | {"requested": 0, "accepted": 0, "completed": 0}
+
+    first, second = (
+        exchanges.request(session, settings, learner, mentor_id=mentor.id, skill="lua").exchange
+        for learner in learners[:2]
+    )
+    assert lua_row(session, settings) == counts | {"requested": 2, "accepted": 0, "completed": 0}
+
+    exchanges.apply(session, settings, first.id, ExchangeAction.ACCEPT, mentor)
+    # One slot taken: the gap widens.
+    assert lua_row(session, settings) == {
+        "offered": 1,
+        "open_slots": 1,
+        "wanted": 3,
+        "gap": 2,
+        "requested": 2,
+        "accepted": 1,
+        "completed": 0,
+    }
+    exchanges.apply(session, settings, second.id, ExchangeAction.DECLINE, mentor)
+    assert lua_row(session, settings)["gap"] == 2
+    exchanges.apply(session, settings, first.id, ExchangeAction.COMPLETE, learners[0])
+    # The slot is free again; the learner still lists the want.
+    assert lua_row(session, settings) == {
+        "offered": 1,
+        "open_slots": 2,
+        "wanted": 3,
+        "gap": 1,
+        "requested": 2,
+        "accepted": 1,
+        "completed": 1,
+    }
+    funnel = stats.funnel(session, settings)
+    assert [(s.stage, s.count) for s in funnel.stages] == [
+        ("requested", 2),
+        ("answered", 2),
+        ("accepted", 1),
+        ("completed", 1),
+        ("feedback", 0),
+    ]
+    assert funnel.lost == {"declined": 1, "cancelled": 0, "expired": 0}
+    overview = stats.overview(session, settings)
+    assert (overview.mentors, overview.mentors_with_open_slots, overview.learners) == (1, 1, 3)
+    assert overview.acceptance_rate == 0.5
+    assert overview.completion_rate == 1.0
+
+
+def test_a_request_past_its_time_counts_as_expired(session: Session, settings: Settings) -> None:
+    mentor = make_volunteer(session, "mentor", offers=[{"skill": "lua", "level": 3}])
+    learner = make_volunteer(session, "learner", wants=[{"skill": "lua", "level": 2}])
+    exchanges.request(session, settings, learner, mentor_id=mentor.id, skill="lua")
+    later = datetime.now(UTC) + timedelta(days=settings.request_ttl_days + 1)
+    overview = stats.overview(session, settings, clock=lambda: later)
+    assert overview.requests_waiting == 0
+    assert overview.exchanges[ExchangeState.EXPIRED] == 1
+    assert overview.expiry_rate == 1.0
+    assert stats.funnel(session, settings, clock=lambda: later).lost["expired"] == 1
+
+
+def test_an_area_filter_must_name_a_root_skill(session: Session, settings: Settings) -> None:
+    with pytest.raises(Invalid, match="root skill"):
+        stats.overview(session, settings, StatsFilter(area="lua"))
