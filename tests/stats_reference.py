@@ -234,3 +234,160 @@ def funnel(world: World, f: Any, now: datetime, ttl_days: float) -> dict[str, An
         "stages": stages,
         "lost": {s: states[s] for s in ("declined", "cancelled", "expired")},
     }
+
+
+def period(day: date, interval: str) -> str:
+    if interval == "month":
+        return day.strftime("%Y-%m")
+    return day.strftime("%G-W%V")
+
+
+def timeline(world: World, f: Any, now: datetime, ttl_days: float, interval: str) -> list[dict]:
+    events: list[tuple[str, datetime]] = []
+    for v in world.volunteers.values():
+        if (f.region is None or v.region == f.region) and (
+            f.language is None or speaks(world, v.id, f.language)
+        ):
+            events.append(("new_volunteers", v.created_at))
+    for e in exchanges_kept(world, f):
+        events.append(("requested", e.created_at))
+        if e.accepted_at is not None:
+            events.append(("accepted", e.accepted_at))
+        if e.state == "completed":
+            events.append(("completed", e.closed_at))
+        if e.state == "expired":
+            events.append(("expired", e.closed_at))
+        elif state_of(e, now, ttl_days) == "expired":
+            events.append(("expired", e.created_at + timedelta(days=ttl_days)))
+    if not events:
+        return []
+    days = [at.astimezone(UTC).date() for _, at in events]
+    rows: dict[str, dict[str, Any]] = {}
+    day = min(days)
+    while day <= max(days):
+        rows.setdefault(
+            period(day, interval),
+            {"period": period(day, interval)}
+            | dict.fromkeys(("new_volunteers", "requested", "accepted", "completed", "expired"), 0),
+        )
+        day += timedelta(days=1)
+    for (figure, _), day in zip(events, days, strict=True):
+        rows[period(day, interval)][figure] += 1
+    return [rows[key] for key in sorted(rows)]
+
+
+def can_teach(world: World, f: Any, learner: Volunteer, language: str | None) -> bool:
+    wanted = {
+        w.skill_id
+        for w in world.wants
+        if w.volunteer_id == learner.id and (f.area is None or under(world, w.skill_id, f.area))
+    }
+    for offer in world.offers:
+        mentor = world.volunteers[offer.volunteer_id]
+        if (
+            offer.skill_id in wanted
+            and mentor.id != learner.id
+            and mentor.is_active
+            and mentor.accepted_as_mentor < mentor.mentor_capacity
+            and (
+                language is None or any(x.language == language for x in world.languages[mentor.id])
+            )
+        ):
+            return True
+    return False
+
+
+def people_row(world: World, f: Any, people: list[Volunteer], language: str | None) -> dict:
+    in_area = (lambda s: under(world, s, f.area)) if f.area else (lambda s: True)
+    offering = {o.volunteer_id for o in world.offers if in_area(o.skill_id)}
+    wanting = {w.volunteer_id for w in world.wants if in_area(w.skill_id)}
+    mentors = [v for v in people if v.mentor_capacity > 0 and v.id in offering]
+    learners = [v for v in people if v.id in wanting]
+    return {
+        "volunteers": len(people),
+        "mentors": len(mentors),
+        "open_slots": sum(open_slots(world, v) for v in mentors),
+        "learners": len(learners),
+        "waiting_learners": sum(1 for v in learners if not can_teach(world, f, v, language)),
+    }
+
+
+def regions(world: World, f: Any, now: datetime, ttl_days: float) -> list[dict]:
+    people = [v for v in world.volunteers.values() if person_kept(world, v, f)]
+    kept = exchanges_kept(world, f)
+    keys = {v.region for v in people} | {world.volunteers[e.learner_id].region for e in kept}
+    rows = []
+    for region in sorted(keys, key=lambda r: (r is None, r or "")):
+        ex = [e for e in kept if world.volunteers[e.learner_id].region == region]
+        rows.append(
+            {"region": region}
+            | people_row(world, f, [v for v in people if v.region == region], None)
+            | {"requested": len(ex), "completed": sum(1 for e in ex if e.state == "completed")}
+        )
+    return rows
+
+
+def languages(world: World, f: Any, now: datetime, ttl_days: float) -> list[dict]:
+    def spoken(volunteer_id: int) -> set[str]:
+        return {x.language for x in world.languages[volunteer_id]}
+
+    people = [v for v in world.volunteers.values() if person_kept(world, v, f)]
+    kept = exchanges_kept(world, f)
+    keys = set().union(*(spoken(v.id) for v in people), *(spoken(e.learner_id) for e in kept))
+    if f.language is not None:
+        keys &= {f.language.split("-")[0]}
+    rows = []
+    for language in sorted(keys):
+        ex = [e for e in kept if language in spoken(e.learner_id)]
+        rows.append(
+            {"language": language}
+            | people_row(world, f, [v for v in people if language in spoken(v.id)], language)
+            | {"requested": len(ex), "completed": sum(1 for e in ex if e.state == "completed")}
+        )
+    return rows
+
+
+def mentors(world: World, f: Any, now: datetime, ttl_days: float, limit: int) -> dict[str, Any]:
+    people = [v for v in world.volunteers.values() if person_kept(world, v, f)]
+    in_area = (lambda s: under(world, s, f.area)) if f.area else (lambda s: True)
+    offering = {o.volunteer_id for o in world.offers if in_area(o.skill_id)}
+    load = Counter(
+        v.mentor_capacity - open_slots(world, v)
+        for v in people
+        if v.mentor_capacity > 0 and v.id in offering
+    )
+    kept = exchanges_kept(world, f)
+    waiting = sorted(
+        (e for e in kept if state_of(e, now, ttl_days) == "requested"),
+        key=lambda e: (e.created_at, e.id),
+    )[:limit]
+    completed = Counter(e.mentor_id for e in kept if e.state == "completed")
+    kept_ids = {e.id for e in kept}
+    rated: dict[int, list[int]] = defaultdict(list)
+    for fb in world.feedback:
+        if fb.author_role == "learner" and fb.exchange_id in kept_ids:
+            rated[fb.subject_id].append(fb.rating)
+    top = sorted(completed, key=lambda m: (-completed[m], m))[:limit]
+    return {
+        "load": [{"accepted_now": n, "mentors": load[n]} for n in range(max(load, default=-1) + 1)],
+        "waiting_requests": [
+            {
+                "exchange_id": e.id,
+                "mentor_id": e.mentor_id,
+                "mentor": world.volunteers[e.mentor_id].username,
+                "skill": e.skill_id,
+                "waiting_days": (now - e.created_at).total_seconds() / 86400,
+            }
+            for e in waiting
+        ],
+        "top": [
+            {
+                "mentor_id": m,
+                "mentor": world.volunteers[m].username,
+                "completed": completed[m],
+                "rating": statistics.mean(rated[m]) if rated[m] else None,
+                "ratings": len(rated[m]),
+            }
+            for m in top
+        ],
+    }

@@ -328,3 +328,73 @@ def test_a_request_past_its_time_counts_as_expired(session: Session, settings: S
 def test_an_area_filter_must_name_a_root_skill(session: Session, settings: Settings) -> None:
     with pytest.raises(Invalid, match="root skill"):
         stats.overview(session, settings, StatsFilter(area="lua"))
+
+
+# -- timeline, regions, languages, mentors -------------------------------------------------
+
+
+@HYPOTHESIS
+@given(history=history_strategy, interval=st.sampled_from(["month", "week"]))
+def test_timeline_equals_the_reference(
+    session: Session, settings: Settings, history, interval: str
+) -> None:
+    def check() -> None:
+        world = reference.load(session)
+        ttl = settings.request_ttl_days
+        expected = reference.timeline(world, StatsFilter(), NOW, ttl, interval)
+        table = stats.timeline(session, settings, interval=interval, clock=clock)
+        assert expected == plain(table.items)
+
+    within_history(session, history, check)
+
+
+@HYPOTHESIS
+@given(history=history_strategy)
+def test_regions_and_languages_equal_the_reference(
+    session: Session, settings: Settings, history
+) -> None:
+    def check() -> None:
+        world = reference.load(session)
+        ttl = settings.request_ttl_days
+        regions = stats.regions(session, settings, clock=clock)
+        assert reference.regions(world, StatsFilter(), NOW, ttl) == plain(regions.items)
+        languages = stats.languages(session, settings, clock=clock)
+        assert reference.languages(world, StatsFilter(), NOW, ttl) == plain(languages.items)
+
+    within_history(session, history, check)
+
+
+@HYPOTHESIS
+@given(history=history_strategy)
+def test_mentor_figures_equal_the_reference(session: Session, settings: Settings, history) -> None:
+    def check() -> None:
+        world = reference.load(session)
+        expected = reference.mentors(world, StatsFilter(), NOW, settings.request_ttl_days, 3)
+        assert expected == plain(stats.mentors(session, settings, limit=3, clock=clock))
+
+    within_history(session, history, check)
+
+
+def test_timeline_labels_months_and_iso_weeks() -> None:
+    assert stats.period_of(datetime(2026, 1, 1).date(), "month") == "2026-01"
+    # 1 January 2027 is a Friday: ISO week 53 of 2026.
+    assert stats.period_of(datetime(2027, 1, 1).date(), "week") == "2026-W53"
+
+
+def test_a_learner_waits_in_a_language_no_free_mentor_speaks(
+    session: Session, settings: Settings
+) -> None:
+    lua = [{"skill": "lua", "level": 3}]
+    make_volunteer(session, "learner", wants=lua, languages=[{"code": "fr", "level": 5}])
+    english = [{"code": "en", "level": 5}]
+    make_volunteer(session, "mentor", offers=lua, languages=english, mentor_capacity=1)
+
+    def waiting() -> dict[str, int]:
+        table = stats.languages(session, settings)
+        return {row.language: row.waiting_learners for row in table.items}
+
+    assert waiting() == {"en": 0, "fr": 1}
+    make_volunteer(session, "francophone", offers=lua, languages=[{"code": "fr-CA", "level": 5}])
+    assert waiting() == {"en": 0, "fr": 0}
+    regions = stats.regions(session, settings).items
+    assert [(row.region, row.learners, row.waiting_learners) for row in regions] == [(None, 1, 0)]

@@ -75,7 +75,7 @@ from capex.models import (
 from capex.models.base import utcnow
 from capex.services import skills as skill_service
 from capex.services.exchanges.lifecycle import expiry_cutoff
-from capex.vocabulary import ExchangeState
+from capex.vocabulary import ExchangeState, Side
 
 Clock = Callable[[], datetime]
 _ColumnLike = ColumnElement[Any] | InstrumentedAttribute[Any]
@@ -533,3 +533,419 @@ def funnel(
         previous = count
     lost = dict(zip(LOST_STATES, counts[len(FUNNEL_STAGES) :], strict=True))
     return Funnel(as_of=now, stages=stages, lost=lost)
+
+
+# -- timeline ------------------------------------------------------------------------------
+
+INTERVALS = ("month", "week")
+TIMELINE_FIGURES = ("new_volunteers", "requested", "accepted", "completed", "expired")
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineRow:
+    period: str
+    new_volunteers: int
+    requested: int
+    accepted: int
+    completed: int
+    expired: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    as_of: datetime
+    interval: str
+    items: list[TimelineRow]
+
+
+def period_of(day: date, interval: str) -> str:
+    """'YYYY-MM' for a month, the ISO week 'YYYY-Www' for a week."""
+    if interval == "month":
+        return f"{day.year:04d}-{day.month:02d}"
+    year, week, _ = day.isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+def _day_of(session: Session, column: _ColumnLike) -> ColumnElement[str]:
+    """The UTC calendar day of a timestamp, as 'YYYY-MM-DD', in each dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+    return func.date(column)
+
+
+def _daily(
+    session: Session, column: _ColumnLike, conditions: Sequence[ColumnElement[bool]]
+) -> list[tuple[date, int]]:
+    day = _day_of(session, column)
+    rows = session.execute(
+        select(day, func.count()).where(column.is_not(None), *conditions).group_by(day)
+    )
+    return [(date.fromisoformat(str(text)), int(count)) for text, count in rows]
+
+
+def timeline(
+    session: Session,
+    settings: Settings,
+    filters: StatsFilter = StatsFilter(),
+    *,
+    interval: str = "month",
+    clock: Clock = utcnow,
+) -> Timeline:
+    """Volunteers joining and exchanges moving, per month or ISO week, oldest first.
+
+    Each figure falls in the period of its own event: ``requested`` when the request was
+    made, ``accepted`` when accepted, ``completed`` and ``expired`` when closed so (a stale
+    request that the periodic task has not written yet: ``request_ttl_days`` after it was
+    made). ``new_volunteers`` ignores ``since``/``until`` and ``area``. Every period from
+    the first with a figure to the last is listed, empty ones with zeros.
+    """
+    if interval not in INTERVALS:
+        raise Invalid(
+            f"unknown interval {interval!r}",
+            [field_error(["query", "interval"], "month or week")],
+        )
+    now = clock()
+    scope = _scope(session, settings, filters, now)
+    conditions = _exchange_conditions(scope)
+    people = _volunteer_conditions(scope)[1:]
+    daily: dict[str, list[tuple[date, int]]] = {
+        "new_volunteers": _daily(session, Volunteer.created_at, people),
+        "requested": _daily(session, Exchange.created_at, conditions),
+        "accepted": _daily(session, Exchange.accepted_at, conditions),
+        "completed": _daily(
+            session, Exchange.closed_at, [*conditions, Exchange.state == ExchangeState.COMPLETED]
+        ),
+        "expired": _daily(
+            session, Exchange.closed_at, [*conditions, Exchange.state == ExchangeState.EXPIRED]
+        ),
+    }
+    # A stale request expires request_ttl_days after it was made (the day, near enough).
+    ttl = timedelta(days=settings.request_ttl_days)
+    stale = _daily(session, Exchange.created_at, [*conditions, _stale(scope)])
+    daily["expired"] += [((datetime.combine(d, time()) + ttl).date(), n) for d, n in stale]
+    counts: dict[str, dict[str, int]] = {}
+    days = [d for figure in daily.values() for d, _ in figure]
+    if days:
+        day, last = min(days), max(days)
+        while day <= last:
+            counts.setdefault(period_of(day, interval), dict.fromkeys(TIMELINE_FIGURES, 0))
+            day += timedelta(days=1)
+    for figure, rows in daily.items():
+        for day, count in rows:
+            counts[period_of(day, interval)][figure] += count
+    items = [TimelineRow(period, **figures) for period, figures in sorted(counts.items())]
+    return Timeline(as_of=now, interval=interval, items=items)
+
+
+# -- regions and languages -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegionRow:
+    region: str | None
+    volunteers: int
+    mentors: int
+    open_slots: int
+    learners: int
+    waiting_learners: int
+    requested: int
+    completed: int
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageRow:
+    language: str
+    volunteers: int
+    mentors: int
+    open_slots: int
+    learners: int
+    waiting_learners: int
+    requested: int
+    completed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RegionTable:
+    as_of: datetime
+    items: list[RegionRow]
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageTable:
+    as_of: datetime
+    items: list[LanguageRow]
+
+
+def _mentor(scope: _Scope) -> ColumnElement[bool]:
+    """The volunteer is a mentor: takes learners and offers a skill (in the area)."""
+    offers = select(SkillOffer.volunteer_id).where(*_skill_in(SkillOffer.skill_id, scope))
+    return and_(Volunteer.mentor_capacity > 0, Volunteer.id.in_(offers))
+
+
+def _learner(scope: _Scope) -> ColumnElement[bool]:
+    wants = select(SkillWant.volunteer_id).where(*_skill_in(SkillWant.skill_id, scope))
+    return Volunteer.id.in_(wants)
+
+
+def _someone_can_teach(
+    scope: _Scope, learner_id: Any, language: Any | None = None
+) -> ColumnElement[bool]:
+    """An active mentor with an open slot offers a skill the learner wants (in the area),
+    speaking ``language`` if given."""
+    mentor = aliased(Volunteer)
+    want, offer = aliased(SkillWant), aliased(SkillOffer)
+    conditions = [
+        want.volunteer_id == learner_id,
+        offer.skill_id == want.skill_id,
+        mentor.id == offer.volunteer_id,
+        mentor.id != learner_id,
+        mentor.is_active.is_(True),
+        mentor.accepted_as_mentor < mentor.mentor_capacity,
+        *_skill_in(want.skill_id, scope),
+    ]
+    if language is not None:
+        spoken = aliased(VolunteerLanguage)
+        conditions += [spoken.volunteer_id == mentor.id, spoken.language == language]
+    return exists().where(*conditions)
+
+
+def _people_by(
+    session: Session,
+    scope: _Scope,
+    key: _ColumnLike,
+    waiting: ColumnElement[bool],
+    joined: Select[Any],
+) -> dict[Any, tuple[int, int, int, int, int]]:
+    """Volunteers, mentors, open slots, learners and waiting learners per ``key``."""
+    mentor, learner = _mentor(scope), _learner(scope)
+    open_slots = Volunteer.mentor_capacity - Volunteer.accepted_as_mentor
+    rows = session.execute(
+        joined.add_columns(
+            key,
+            func.count(),
+            _count_if(mentor),
+            func.coalesce(func.sum(case((mentor, open_slots), else_=0)), 0),
+            _count_if(learner),
+            _count_if(and_(learner, ~waiting)),
+        )
+        .where(*_volunteer_conditions(scope))
+        .group_by(key)
+    )
+    return {row[0]: tuple(int(value) for value in row[1:]) for row in rows}  # type: ignore[misc]
+
+
+def _flows_by(
+    session: Session, scope: _Scope, key: _ColumnLike, joined: Select[Any]
+) -> dict[Any, tuple[int, int]]:
+    rows = session.execute(
+        joined.add_columns(key, func.count(), _count_if(Exchange.state == ExchangeState.COMPLETED))
+        .where(*_exchange_conditions(scope))
+        .group_by(key)
+    )
+    return {group: (int(requested), int(completed)) for group, requested, completed in rows}
+
+
+def regions(
+    session: Session,
+    settings: Settings,
+    filters: StatsFilter = StatsFilter(),
+    *,
+    clock: Clock = utcnow,
+) -> RegionTable:
+    """People and exchanges per region (``None``: no region given), learners' regions for
+    exchanges. A waiting learner is one whom no active mentor with an open slot, anywhere,
+    offers a skill they want."""
+    now = clock()
+    scope = _scope(session, settings, filters, now)
+    people = _people_by(
+        session,
+        scope,
+        Volunteer.region,
+        _someone_can_teach(scope, Volunteer.id),
+        select().select_from(Volunteer),
+    )
+    flows = _flows_by(
+        session,
+        scope,
+        Volunteer.region,
+        select().select_from(Exchange).join(Volunteer, Volunteer.id == Exchange.learner_id),
+    )
+    items = [
+        RegionRow(region, *people.get(region, (0, 0, 0, 0, 0)), *flows.get(region, (0, 0)))
+        for region in sorted(people.keys() | flows.keys(), key=lambda r: (r is None, r or ""))
+    ]
+    return RegionTable(as_of=now, items=items)
+
+
+def languages(
+    session: Session,
+    settings: Settings,
+    filters: StatsFilter = StatsFilter(),
+    *,
+    clock: Clock = utcnow,
+) -> LanguageTable:
+    """People and exchanges per language (primary subtag), learners' languages for
+    exchanges. A waiting learner speaks the language and no active mentor with an open
+    slot who speaks it too offers a skill they want."""
+    now = clock()
+    scope = _scope(session, settings, filters, now)
+    # One row per volunteer and primary subtag: "pt" and "pt-BR" both speak pt, once.
+    speakers = (
+        select(VolunteerLanguage.volunteer_id, VolunteerLanguage.language).distinct().subquery()
+    )
+    spoken = speakers.c.language
+    people = _people_by(
+        session,
+        scope,
+        spoken,
+        _someone_can_teach(scope, Volunteer.id, spoken),
+        select().select_from(Volunteer).join(speakers, speakers.c.volunteer_id == Volunteer.id),
+    )
+    flows = _flows_by(
+        session,
+        scope,
+        spoken,
+        select()
+        .select_from(Exchange)
+        .join(speakers, speakers.c.volunteer_id == Exchange.learner_id),
+    )
+    keep = filters.language.split("-")[0] if filters.language is not None else None
+    items = [
+        LanguageRow(language, *people.get(language, (0, 0, 0, 0, 0)), *flows.get(language, (0, 0)))
+        for language in sorted(people.keys() | flows.keys())
+        if keep is None or language == keep
+    ]
+    return LanguageTable(as_of=now, items=items)
+
+
+# -- mentors -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoadRow:
+    accepted_now: int
+    mentors: int
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingRequest:
+    exchange_id: int
+    mentor_id: int
+    mentor: str
+    skill: str
+    waiting_days: float
+
+
+@dataclass(frozen=True, slots=True)
+class TopMentor:
+    mentor_id: int
+    mentor: str
+    completed: int
+    rating: float | None
+    ratings: int
+
+
+@dataclass(frozen=True, slots=True)
+class MentorStats:
+    as_of: datetime
+    load: list[LoadRow]
+    waiting_requests: list[WaitingRequest]
+    top: list[TopMentor]
+
+
+def mentors(
+    session: Session,
+    settings: Settings,
+    filters: StatsFilter = StatsFilter(),
+    *,
+    limit: int = 20,
+    clock: Clock = utcnow,
+) -> MentorStats:
+    """How loaded mentors are, the requests waiting longest, and who completes most.
+
+    ``load``: mentors by the number of exchanges they have accepted now, every number from
+    0 to the highest. ``waiting_requests``: the ``limit`` oldest requests still waiting for
+    an answer (not yet expired), oldest first. ``top``: the ``limit`` mentors with the most
+    completed exchanges, with the average of their learners' ratings on those exchanges
+    (``None`` before any). ``load`` counts the mentors of the region and language asked
+    for; the other two, like every exchange figure, the exchanges of such learners.
+    """
+    now = clock()
+    scope = _scope(session, settings, filters, now)
+    people = _volunteer_conditions(scope)
+    histogram = {
+        int(accepted): int(count)
+        for accepted, count in session.execute(
+            select(Volunteer.accepted_as_mentor, func.count())
+            .where(*people, _mentor(scope))
+            .group_by(Volunteer.accepted_as_mentor)
+        )
+    }
+    load = [
+        LoadRow(accepted, histogram.get(accepted, 0))
+        for accepted in range(max(histogram, default=-1) + 1)
+    ]
+    exchange_conditions = _exchange_conditions(scope)
+    waiting = session.execute(
+        select(Exchange.id, Exchange.mentor_id, Volunteer.username, Exchange.skill_id)
+        .add_columns(Exchange.created_at)
+        .join(Volunteer, Volunteer.id == Exchange.mentor_id)
+        .where(_effectively(ExchangeState.REQUESTED, scope), *exchange_conditions)
+        .order_by(Exchange.created_at, Exchange.id)
+        .limit(limit)
+    )
+    waiting_requests = [
+        WaitingRequest(
+            exchange_id,
+            mentor_id,
+            username,
+            skill,
+            round((now - created).total_seconds() / 86400, 2),
+        )
+        for exchange_id, mentor_id, username, skill, created in waiting
+    ]
+    completed = (
+        select(Exchange.mentor_id.label("mentor_id"), func.count().label("completed"))
+        .where(Exchange.state == ExchangeState.COMPLETED, *exchange_conditions)
+        .group_by(Exchange.mentor_id)
+        .subquery()
+    )
+    ratings = (
+        select(
+            Feedback.subject_id.label("mentor_id"),
+            func.avg(Feedback.rating).label("rating"),
+            func.count().label("ratings"),
+        )
+        .join(Exchange, Exchange.id == Feedback.exchange_id)
+        .where(Feedback.author_role == Side.LEARNER, *exchange_conditions)
+        .group_by(Feedback.subject_id)
+        .subquery()
+    )
+    top = session.execute(
+        select(
+            Volunteer.id,
+            Volunteer.username,
+            completed.c.completed,
+            ratings.c.rating,
+            ratings.c.ratings,
+        )
+        .join(completed, completed.c.mentor_id == Volunteer.id)
+        .outerjoin(ratings, ratings.c.mentor_id == Volunteer.id)
+        .order_by(completed.c.completed.desc(), Volunteer.id)
+        .limit(limit)
+    )
+    return MentorStats(
+        as_of=now,
+        load=load,
+        waiting_requests=waiting_requests,
+        top=[
+            TopMentor(
+                mentor_id,
+                username,
+                int(count),
+                None if rating is None else round(float(rating), 2),
+                int(rated or 0),
+            )
+            for mentor_id, username, count, rating, rated in top
+        ],
+    )
