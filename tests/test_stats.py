@@ -76,6 +76,16 @@ exchange_strategy = st.fixed_dictionaries(
         "feedback": st.integers(0, 2),
     }
 )
+EMPTY_PERSON = {
+    "region": None,
+    "languages": ["en"],
+    "capacity": 0,
+    "active": True,
+    "age_days": 1,
+    "seen_days": None,
+    "offers": [],
+    "wants": [],
+}
 history_strategy = st.tuples(
     st.lists(volunteer_strategy, min_size=2, max_size=6),
     st.lists(exchange_strategy, max_size=12),
@@ -398,3 +408,97 @@ def test_a_learner_waits_in_a_language_no_free_mentor_speaks(
     assert waiting() == {"en": 0, "fr": 0}
     regions = stats.regions(session, settings).items
     assert [(row.region, row.learners, row.waiting_learners) for row in regions] == [(None, 1, 0)]
+
+
+# -- filters -------------------------------------------------------------------------------
+
+FILTERS = {
+    "region": StatsFilter(region="cee"),
+    "language": StatsFilter(language="fr"),
+    "language-code": StatsFilter(language="pt-BR"),
+    "area": StatsFilter(area="organizational"),
+    "since-until": StatsFilter(
+        since=(NOW - timedelta(days=20)).date(), until=(NOW - timedelta(days=3)).date()
+    ),
+    "region-and-area": StatsFilter(region="lac", area="technology"),
+    "language-and-since": StatsFilter(language="en", since=(NOW - timedelta(days=10)).date()),
+}
+
+
+def every_answer(session: Session, settings: Settings, f: StatsFilter) -> dict[str, Any]:
+    def taken(name: str, **options: Any) -> Any:
+        return plain(getattr(stats, name)(session, settings, f, clock=clock, **options))
+
+    return {
+        "overview": taken("overview"),
+        "skills": taken("skills")["items"],
+        "areas": taken("skills", level="area")["items"],
+        "funnel": taken("funnel"),
+        "timeline": taken("timeline", interval="week")["items"],
+        "regions": taken("regions")["items"],
+        "languages": taken("languages")["items"],
+        "mentors": taken("mentors", limit=3),
+    }
+
+
+def every_reference(session: Session, settings: Settings, f: StatsFilter) -> dict[str, Any]:
+    world, ttl = reference.load(session), settings.request_ttl_days
+    return {
+        "overview": reference.overview(world, f, NOW, ttl),
+        "skills": reference.skills(world, f, NOW, ttl, "skill"),
+        "areas": reference.skills(world, f, NOW, ttl, "area"),
+        "funnel": reference.funnel(world, f, NOW, ttl),
+        "timeline": reference.timeline(world, f, NOW, ttl, "week"),
+        "regions": reference.regions(world, f, NOW, ttl),
+        "languages": reference.languages(world, f, NOW, ttl),
+        "mentors": reference.mentors(world, f, NOW, ttl, 3),
+    }
+
+
+@pytest.mark.parametrize("name", FILTERS)
+@hypothesis_settings(HYPOTHESIS, max_examples=10)
+@given(history=history_strategy)
+def test_every_answer_under_a_filter_equals_the_reference(
+    session: Session, settings: Settings, name: str, history
+) -> None:
+    f = FILTERS[name]
+
+    def check() -> None:
+        expected = every_reference(session, settings, f)
+        assert expected == every_answer(session, settings, f)
+
+    within_history(session, history, check)
+
+
+def test_a_filter_narrows_the_counts(session: Session, settings: Settings) -> None:
+    lua, planning = [{"skill": "lua", "level": 3}], [{"skill": "risk-management", "level": 2}]
+    make_volunteer(session, "lua-mentor", offers=lua, region="cee")
+    make_volunteer(session, "plan-learner", wants=planning, region="lac")
+    make_volunteer(session, "lua-learner", wants=lua, region="lac")
+
+    def people(f: StatsFilter) -> tuple[int, int, int]:
+        figures = stats.overview(session, settings, f)
+        return figures.volunteers, figures.mentors, figures.learners
+
+    assert people(StatsFilter()) == (3, 1, 2)
+    assert people(StatsFilter(region="lac")) == (2, 0, 2)
+    assert people(StatsFilter(area="technology")) == (3, 1, 1)
+    assert people(StatsFilter(region="lac", area="organizational")) == (2, 0, 1)
+
+
+def test_since_and_until_are_inclusive_days_on_created_at(
+    session: Session, settings: Settings
+) -> None:
+    people = [{**EMPTY_PERSON, "offers": ["lua"], "capacity": 2}, EMPTY_PERSON]
+    # Made at NOW minus these hours minus 7 minutes: 06-09 23:53, 06-10 00:53,
+    # 06-12 11:53 and 06-13 11:53.
+    ages = [132, 131, 72, 48]
+    made = [
+        {"learner": 1, "mentor": 0, "skill": "lua", "path": (ExchangeState.DECLINED, False)}
+        | {"age_hours": age, "response_hours": 1, "feedback": 0}
+        for age in ages
+    ]
+    build(session, (people, made))
+    window = StatsFilter(since=datetime(2026, 6, 10).date(), until=datetime(2026, 6, 12).date())
+    assert stats.funnel(session, settings, window, clock=clock).stages[0].count == 2
+    assert stats.funnel(session, settings, clock=clock).stages[0].count == 4
