@@ -290,16 +290,14 @@ def overview(
             _count_if(Volunteer.created_at >= recent),
         ).where(*people[1:])
     ).one()
-    offers = select(SkillOffer.volunteer_id).where(*_skill_in(SkillOffer.skill_id, scope))
-    wants = select(SkillWant.volunteer_id).where(*_skill_in(SkillWant.skill_id, scope))
     mentors = session.execute(
         select(
             func.count(),
             _count_if(Volunteer.accepted_as_mentor < Volunteer.mentor_capacity),
-        ).where(*people, Volunteer.mentor_capacity > 0, Volunteer.id.in_(offers))
+        ).where(*people, _mentor(scope))
     ).one()
     learners = session.scalar(
-        select(func.count()).where(*people, Volunteer.id.in_(wants)).select_from(Volunteer)
+        select(func.count()).where(*people, _learner(scope)).select_from(Volunteer)
     )
     by_state = _states(session, scope)
     waiting = by_state[ExchangeState.REQUESTED]
