@@ -180,9 +180,12 @@ def demo(
     import capex.demo as demo_service
     from capex.db import session_scope
     from capex.demo.history import write_history
+    from capex.models.base import utcnow
 
     settings = get_settings()
     migrate.upgrade(settings.database_url)
+    # One now for the population and its history: the same seed gives the same rows.
+    now = utcnow()
     try:
         with Progress() as progress, session_scope() as session:
             task = progress.add_task("volunteers", total=volunteers)
@@ -192,6 +195,7 @@ def demo(
                 seed=seed,
                 password=password or demo_service.DEFAULT_DEMO_PASSWORD,
                 progress=lambda done: progress.update(task, completed=done),
+                clock=lambda: now,
             )
             if exchanges:
                 history_task = progress.add_task("exchanges", total=exchanges)
@@ -203,6 +207,7 @@ def demo(
                     exchanges=exchanges,
                     seed=seed,
                     progress=lambda done: progress.update(history_task, completed=done),
+                    clock=lambda: now,
                 )
     except CapexError as error:
         raise _fail(error.detail) from error

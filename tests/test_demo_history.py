@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.orm import Session
 
-from capex import demo
+from capex import db, demo
 from capex.config import Settings
 from capex.demo.history import HistoryResult, write_history
 from capex.models import Exchange, ExchangeEvent, Feedback, SkillWant, Volunteer
@@ -21,6 +21,8 @@ from capex.models.base import utcnow
 from capex.services.exchanges.lifecycle import EXPIRY, OPENING, TRANSITIONS
 from capex.vocabulary import ExchangeAction, ExchangeState, Party
 from tests.factories import sign_in
+from tests.test_cli import capex as run_capex
+from tests.test_cli import empty_database, use_database  # noqa: F401  (fixtures)
 
 VOLUNTEERS = 300
 EXCHANGES = 2000
@@ -267,3 +269,16 @@ def test_the_api_works_on_the_loaded_history(session, settings, client):
     assert accepted.json()["state"] == "accepted"
     events = client.get(f"/api/v1/exchanges/{waiting.id}/events", headers=mentor).json()
     assert [event["action"] for event in events["items"]] == ["request", "accept"]
+
+
+def test_the_demo_command_loads_a_history_with_its_counters(empty_database):  # noqa: F811
+    result = run_capex("demo", "--volunteers", "120", "--exchanges", "600", "--seed", "5")
+
+    assert result.exit_code == 0, result.output
+    assert "600 exchanges" in result.output
+    with db.session_scope() as session:
+        states = Counter(session.scalars(select(Exchange.state)))
+        waiting = session.scalar(select(func.sum(Volunteer.requested_as_learner)))
+        taken = session.scalar(select(func.sum(Volunteer.accepted_as_mentor)))
+    assert states.total() == 600
+    assert (waiting, taken) == (states[ExchangeState.REQUESTED], states[ExchangeState.ACCEPTED])
