@@ -8,8 +8,9 @@ acceptance and feedback follows some of them. Each exchange's events walk the li
 table (``OPENING``, ``TRANSITIONS``, ``EXPIRY``) from ``requested`` to its state, and the
 open ones keep the database's invariants: one open exchange per learner, mentor and skill,
 accepted exchanges within the mentor's capacity, waiting requests within
-``max_open_requests``. ``write_history`` writes the rows with Core bulk inserts and sets the
-volunteers' counters.
+``max_open_requests``. ``write_history`` writes the rows in batches (Core executemany; COPY
+on PostgreSQL) and sets the volunteers' counters: 1,000,000 exchanges among 100,000
+volunteers (2.2M events, 0.2M ratings) take ~100 s on SQLite and on PostgreSQL (2 cores).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import numpy as np
 from sqlalchemy import Table, and_, func, insert, select, text, update
@@ -474,7 +476,7 @@ def write_history(
     ):
         for which, (table, rows) in enumerate(zip(tables, batch, strict=True)):
             if rows:
-                session.execute(insert(table), rows)
+                _insert(session, table, rows)
                 written[which] += len(rows)
         if progress is not None:
             progress(stop)
@@ -488,6 +490,28 @@ def write_history(
         feedback=written[2],
         seconds=time.perf_counter() - started,
     )
+
+
+def _insert(session: Session, table: Table, rows: list[Row]) -> None:
+    """Bulk insert: COPY on PostgreSQL (several times faster), executemany elsewhere."""
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    driver = session.connection().connection.driver_connection
+    statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        for row in rows:
+            copy.write_row([_copied(row[name]) for name in names])
+
+
+def _copied(value: object) -> object:
+    """A value as COPY takes it: words as their text, times in UTC."""
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return value
 
 
 def _reserve_ids(session: Session, table: Table) -> int:
