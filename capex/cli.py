@@ -168,15 +168,24 @@ def demo(
     password: Annotated[
         str | None, typer.Option(help="Password of every demo user (default in README).")
     ] = None,
+    exchanges: Annotated[
+        int,
+        typer.Option(min=0, max=20_000_000, help="How many exchanges of history among them."),
+    ] = 0,
 ) -> None:
-    """Load a synthetic population of volunteers demo1..demoN sharing one password."""
+    """Load a synthetic population of volunteers demo1..demoN sharing one password, and
+    optionally an exchange history among them over the last 24 months."""
     from rich.progress import Progress
 
     import capex.demo as demo_service
     from capex.db import session_scope
+    from capex.demo.history import write_history
+    from capex.models.base import utcnow
 
     settings = get_settings()
     migrate.upgrade(settings.database_url)
+    # One now for the population and its history: the same seed gives the same rows.
+    now = utcnow()
     try:
         with Progress() as progress, session_scope() as session:
             task = progress.add_task("volunteers", total=volunteers)
@@ -186,12 +195,30 @@ def demo(
                 seed=seed,
                 password=password or demo_service.DEFAULT_DEMO_PASSWORD,
                 progress=lambda done: progress.update(task, completed=done),
+                clock=lambda: now,
             )
+            if exchanges:
+                history_task = progress.add_task("exchanges", total=exchanges)
+                history = write_history(
+                    session,
+                    settings,
+                    first_id=result.first_id,
+                    last_id=result.last_id,
+                    exchanges=exchanges,
+                    seed=seed,
+                    progress=lambda done: progress.update(history_task, completed=done),
+                    clock=lambda: now,
+                )
     except CapexError as error:
         raise _fail(error.detail) from error
     typer.echo(
         f"{result.created} demo volunteers (demo1..demo{result.created}) in {result.seconds:.1f} s"
     )
+    if exchanges:
+        typer.echo(
+            f"{history.exchanges} exchanges, {history.events} events and {history.feedback} "
+            f"ratings in {history.seconds:.1f} s"
+        )
 
 
 @app.command("seed-if-empty")
@@ -210,7 +237,7 @@ def seed_if_empty(
     if count or not volunteers:
         typer.echo(f"{count} volunteers in the database; no demo data loaded")
         return
-    demo(volunteers=volunteers, seed=1, password=None)
+    demo(volunteers=volunteers, seed=1, password=None, exchanges=0)
 
 
 def main() -> None:

@@ -15,6 +15,8 @@ The package:
     tables.py      one generator per table, each taking the ``rng``
     rows.py        ``generate``: the tables' rows batch by batch, in the seed's order
     database.py    ``populate``: those rows written with bulk inserts
+    history.py     ``write_history``: exchanges among them over the last 24 months, their
+                   events and feedback (``HistoryParameters`` in parameters.py)
 """
 
 from capex.demo.database import DEFAULT_DEMO_PASSWORD, DemoResult, populate

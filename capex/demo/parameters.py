@@ -127,3 +127,56 @@ class Parameters:
 
 
 PARAMETERS = Parameters()
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryParameters:
+    """The chances and delays of the demo exchange history (``capex.demo.history``).
+
+    Changing one changes what a seed gives (the history digest in
+    ``tests/test_demo_history.py``).
+    """
+
+    # --- when ---
+    # How far back the history reaches, in days (requests spread uniformly over the time
+    # both participants were signed up within it).
+    window_days: float = 730.0
+
+    # --- the mentor's answer ---
+    # Share of requests the learner withdraws before any answer.
+    withdrawn: float = 0.05
+    # Share of requests the mentor never answers: they expire after ``request_ttl_days``.
+    unanswered: float = 0.15
+    # Chance that an answered request is accepted by a mentor with no load ...
+    accept_base: float = 0.85
+    # ... divided by (1 + this x load), load being the mentor's requests per place and month.
+    accept_load_slope: float = 0.5
+    # Mean hours until the mentor answers (exponential; cut at 0.9 x the TTL).
+    answer_mean_hours: float = 30.0
+    # Hours after the TTL before the periodic task writes the expiry (uniform up to this).
+    expiry_lag_hours: float = 1.0
+
+    # --- after acceptance ---
+    # Share of accepted exchanges that are completed (the others are cancelled).
+    completed: float = 0.8
+    # Days after acceptance before a completion at the earliest ...
+    completion_min_days: float = 7.0
+    # ... plus a Gamma(shape, scale in days) wait: ~4 weeks more on average.
+    completion_gamma: tuple[float, float] = (2.0, 14.0)
+    # Days after acceptance of a cancellation: uniform between 0 and this.
+    cancel_within_days: float = 60.0
+    # Share of cancellations and completions done by the mentor (the rest: the learner).
+    mentor_closes: float = 0.5
+
+    # --- feedback on completed exchanges ---
+    # Chance that the learner rates the mentor ...
+    learner_feedback: float = 0.6
+    # ... and that the mentor rates the learner.
+    mentor_feedback: float = 0.35
+    # Mean days after completion of a rating (exponential; cut at now).
+    feedback_mean_days: float = 3.0
+    # Ratings 1-5, skewed high.
+    rating: Choice = Choice((1, 2, 3, 4, 5), (0.02, 0.04, 0.12, 0.32, 0.5))
+
+
+HISTORY_PARAMETERS = HistoryParameters()
