@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
 
 from capex.api.deps import CurrentUser, IdPath, PageDep, SessionDep, SettingsDep
 from capex.errors import Forbidden
@@ -30,6 +30,14 @@ from capex.services.exchanges import ExchangeView
 from capex.vocabulary import ExchangeAction, Role
 
 router = APIRouter(prefix="/exchanges", tags=["exchanges"])
+
+
+async def optional_reason(data: Annotated[ReasonIn | None, Body()] = None) -> str:
+    """The reason an optional ``{"reason": ...}`` body gives; none is the empty reason."""
+    return data.reason if data else ""
+
+
+Reason = Annotated[str, Depends(optional_reason)]
 
 _errors: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem},
@@ -114,27 +122,17 @@ def accept(
 
 @router.post("/{exchange_id}/decline", response_model=ExchangeRead, responses=_errors)
 def decline(
-    exchange_id: IdPath,
-    me: CurrentUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    data: Annotated[ReasonIn | None, Body()] = None,
+    exchange_id: IdPath, me: CurrentUser, session: SessionDep, settings: SettingsDep, reason: Reason
 ) -> ExchangeView:
     """The mentor turns the request down, optionally saying why."""
-    reason = data.reason if data else ""
     return exchanges.act(session, settings, exchange_id, ExchangeAction.DECLINE, me, reason)
 
 
 @router.post("/{exchange_id}/cancel", response_model=ExchangeRead, responses=_errors)
 def cancel(
-    exchange_id: IdPath,
-    me: CurrentUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    data: Annotated[ReasonIn | None, Body()] = None,
+    exchange_id: IdPath, me: CurrentUser, session: SessionDep, settings: SettingsDep, reason: Reason
 ) -> ExchangeView:
     """Either participant calls off a waiting or accepted exchange."""
-    reason = data.reason if data else ""
     return exchanges.act(session, settings, exchange_id, ExchangeAction.CANCEL, me, reason)
 
 
