@@ -202,8 +202,7 @@ def demo(
                 history = write_history(
                     session,
                     settings,
-                    first_id=result.first_id,
-                    last_id=result.last_id,
+                    result,
                     exchanges=exchanges,
                     seed=seed,
                     progress=lambda done: progress.update(history_task, completed=done),

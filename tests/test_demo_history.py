@@ -36,8 +36,7 @@ def _load(
     history = write_history(
         session,
         settings,
-        first_id=population.first_id,
-        last_id=population.last_id,
+        population,
         exchanges=EXCHANGES,
         seed=seed,
         clock=lambda: now,

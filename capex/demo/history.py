@@ -26,6 +26,7 @@ from sqlalchemy import Table, and_, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from capex.config import Settings
+from capex.demo.database import DemoResult
 from capex.demo.parameters import HISTORY_PARAMETERS, HistoryParameters
 from capex.demo.sampling import BoolArray, FloatArray, IntArray, draw
 from capex.demo.tables import Row
@@ -441,17 +442,16 @@ def read_pool(session: Session, first_id: int, last_id: int, now: datetime) -> P
 def write_history(
     session: Session,
     settings: Settings,
+    population: DemoResult,
     *,
-    first_id: int,
-    last_id: int,
     exchanges: int,
     seed: int = 1,
     progress: Callable[[int], None] | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> HistoryResult:
-    """Write ``exchanges`` exchanges among the volunteers ``first_id`` .. ``last_id``.
+    """Write ``exchanges`` exchanges among the volunteers ``populate`` just wrote.
 
-    Meant for volunteers just written by ``populate`` (none of them in an exchange yet): their
+    None of them is in an exchange yet: their
     counters are set to the open exchanges written here. The same seed, clock and
     population give the same history. ``progress`` gets the number of exchanges written so
     far after each batch. Flushes but does not commit.
@@ -459,7 +459,7 @@ def write_history(
     started = time.perf_counter()
     now = clock().astimezone(UTC).replace(microsecond=0)
     session.flush()
-    pool = read_pool(session, first_id, last_id, now)
+    pool = read_pool(session, population.first_id, population.last_id, now)
     history = draw_history(np.random.default_rng(seed), pool, exchanges, settings)
     tables = tuple(
         Volunteer.metadata.tables[name] for name in ("exchanges", "exchange_events", "feedback")
@@ -482,7 +482,7 @@ def write_history(
             progress(stop)
     for table, first, count in zip(tables, first_ids, written, strict=True):
         _advance_sequence(session, table, first + count - 1)
-    _set_counters(session, first_id, last_id)
+    _set_counters(session, population.first_id, population.last_id)
     session.flush()
     return HistoryResult(
         exchanges=written[0],
