@@ -16,42 +16,34 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from capex.models import (
-    Exchange,
-    Feedback,
-    Skill,
-    SkillOffer,
-    SkillWant,
-    Volunteer,
-    VolunteerLanguage,
-)
+from capex import models
 
 
 @dataclass
 class World:
-    volunteers: dict[int, Volunteer]
-    languages: dict[int, list[VolunteerLanguage]]
-    offers: list[SkillOffer]
-    wants: list[SkillWant]
-    exchanges: list[Exchange]
-    feedback: list[Feedback]
+    volunteers: dict[int, models.Volunteer]
+    languages: dict[int, list[models.VolunteerLanguage]]
+    offers: list[models.SkillOffer]
+    wants: list[models.SkillWant]
+    exchanges: list[models.Exchange]
+    feedback: list[models.Feedback]
     parent: dict[str, str | None]
     names: dict[str, str]
 
 
 def load(session: Session) -> World:
     session.expire_all()
-    languages: dict[int, list[VolunteerLanguage]] = defaultdict(list)
-    for language in session.scalars(select(VolunteerLanguage)):
+    languages: dict[int, list[models.VolunteerLanguage]] = defaultdict(list)
+    for language in session.scalars(select(models.VolunteerLanguage)):
         languages[language.volunteer_id].append(language)
-    skills = list(session.scalars(select(Skill)))
+    skills = list(session.scalars(select(models.Skill)))
     return World(
-        volunteers={v.id: v for v in session.scalars(select(Volunteer))},
+        volunteers={v.id: v for v in session.scalars(select(models.Volunteer))},
         languages=languages,
-        offers=list(session.scalars(select(SkillOffer))),
-        wants=list(session.scalars(select(SkillWant))),
-        exchanges=list(session.scalars(select(Exchange))),
-        feedback=list(session.scalars(select(Feedback))),
+        offers=list(session.scalars(select(models.SkillOffer))),
+        wants=list(session.scalars(select(models.SkillWant))),
+        exchanges=list(session.scalars(select(models.Exchange))),
+        feedback=list(session.scalars(select(models.Feedback))),
         parent={s.id: s.parent_id for s in skills},
         names={s.id: s.name for s in skills},
     )
@@ -72,7 +64,7 @@ def under(world: World, skill: str, area: str) -> bool:
     return False
 
 
-def state_of(exchange: Exchange, now: datetime, ttl_days: float) -> str:
+def state_of(exchange: models.Exchange, now: datetime, ttl_days: float) -> str:
     if exchange.state == "requested" and exchange.created_at <= now - timedelta(days=ttl_days):
         return "expired"
     return str(exchange.state)
@@ -85,7 +77,7 @@ def speaks(world: World, volunteer_id: int, language: str) -> bool:
     return False
 
 
-def person_kept(world: World, volunteer: Volunteer, f: Any) -> bool:
+def person_kept(world: World, volunteer: models.Volunteer, f: Any) -> bool:
     if not volunteer.is_active:
         return False
     if f.region is not None and volunteer.region != f.region:
@@ -93,7 +85,7 @@ def person_kept(world: World, volunteer: Volunteer, f: Any) -> bool:
     return f.language is None or speaks(world, volunteer.id, f.language)
 
 
-def exchanges_kept(world: World, f: Any) -> list[Exchange]:
+def exchanges_kept(world: World, f: Any) -> list[models.Exchange]:
     kept = []
     for exchange in world.exchanges:
         day: date = exchange.created_at.astimezone(UTC).date()
@@ -112,17 +104,17 @@ def exchanges_kept(world: World, f: Any) -> list[Exchange]:
     return kept
 
 
-def open_slots(world: World, volunteer: Volunteer) -> int:
+def open_slots(world: World, volunteer: models.Volunteer) -> int:
     taken = sum(1 for e in world.exchanges if e.mentor_id == volunteer.id and e.state == "accepted")
     return volunteer.mentor_capacity - taken
 
 
-def hours(exchange: Exchange) -> float:
+def hours(exchange: models.Exchange) -> float:
     assert exchange.responded_at is not None
     return (exchange.responded_at - exchange.created_at).total_seconds() / 3600
 
 
-def median_hours(exchanges: list[Exchange]) -> float | None:
+def median_hours(exchanges: list[models.Exchange]) -> float | None:
     answered = [hours(e) for e in exchanges if e.responded_at is not None]
     return statistics.median(answered) if answered else None
 
@@ -183,7 +175,7 @@ def skills(world: World, f: Any, now: datetime, ttl_days: float, level: str) -> 
     for want in world.wants:
         if want.volunteer_id in kept_people and in_area(want.skill_id):
             learners[key(want.skill_id)].add(want.volunteer_id)
-    by_key: dict[str, list[Exchange]] = defaultdict(list)
+    by_key: dict[str, list[models.Exchange]] = defaultdict(list)
     for exchange in exchanges_kept(world, f):
         by_key[key(exchange.skill_id)].append(exchange)
     rows = []
@@ -276,7 +268,7 @@ def timeline(world: World, f: Any, now: datetime, ttl_days: float, interval: str
     return [rows[key] for key in sorted(rows)]
 
 
-def can_teach(world: World, f: Any, learner: Volunteer, language: str | None) -> bool:
+def can_teach(world: World, f: Any, learner: models.Volunteer, language: str | None) -> bool:
     wanted = {
         w.skill_id
         for w in world.wants
@@ -297,7 +289,7 @@ def can_teach(world: World, f: Any, learner: Volunteer, language: str | None) ->
     return False
 
 
-def people_row(world: World, f: Any, people: list[Volunteer], language: str | None) -> dict:
+def people_row(world: World, f: Any, people: list[models.Volunteer], language: str | None) -> dict:
     in_area = (lambda s: under(world, s, f.area)) if f.area else (lambda s: True)
     offering = {o.volunteer_id for o in world.offers if in_area(o.skill_id)}
     wanting = {w.volunteer_id for w in world.wants if in_area(w.skill_id)}

@@ -25,7 +25,7 @@ from capex.models import (
     VolunteerLanguage,
 )
 from capex.services import exchanges, stats
-from capex.services.stats import StatsFilter
+from capex.services.stats import StatsFilter, StatsQuery
 from capex.vocabulary import ExchangeAction, ExchangeState, Side
 from tests import stats_reference as reference
 from tests.factories import make_volunteer
@@ -216,48 +216,11 @@ HYPOTHESIS = hypothesis_settings(
 )
 
 
-@HYPOTHESIS
-@given(history=history_strategy)
-def test_overview_equals_the_reference(session: Session, settings: Settings, history) -> None:
-    def check() -> None:
-        world = reference.load(session)
-        expected = reference.overview(world, StatsFilter(), NOW, settings.request_ttl_days)
-        assert expected == plain(stats.overview(session, settings, clock=clock))
-
-    within_history(session, history, check)
-
-
-@HYPOTHESIS
-@given(history=history_strategy, level=st.sampled_from(["skill", "area"]))
-def test_skill_table_equals_the_reference(
-    session: Session, settings: Settings, history, level: str
-) -> None:
-    def check() -> None:
-        world = reference.load(session)
-        expected = reference.skills(world, StatsFilter(), NOW, settings.request_ttl_days, level)
-        table = stats.skills(session, settings, level=level, clock=clock)
-        assert table.as_of == NOW
-        assert expected == plain(table.items)
-
-    within_history(session, history, check)
-
-
-@HYPOTHESIS
-@given(history=history_strategy)
-def test_funnel_equals_the_reference(session: Session, settings: Settings, history) -> None:
-    def check() -> None:
-        world = reference.load(session)
-        expected = reference.funnel(world, StatsFilter(), NOW, settings.request_ttl_days)
-        assert expected == plain(stats.funnel(session, settings, clock=clock))
-
-    within_history(session, history, check)
-
-
 # -- the hand-checked case -----------------------------------------------------------------
 
 
 def lua_row(session: Session, settings: Settings) -> dict[str, Any]:
-    table = stats.skills(session, settings)
+    table = stats.skills(session, StatsQuery(settings))
     row = next(item for item in table.items if item.skill == "lua")
     return {
         key: getattr(row, key)
@@ -308,7 +271,7 @@ def test_accept_decline_and_complete_move_the_skill_counts(
         "accepted": 1,
         "completed": 1,
     }
-    funnel = stats.funnel(session, settings)
+    funnel = stats.funnel(session, StatsQuery(settings))
     assert [(s.stage, s.count) for s in funnel.stages] == [
         ("requested", 2),
         ("answered", 2),
@@ -317,7 +280,7 @@ def test_accept_decline_and_complete_move_the_skill_counts(
         ("feedback", 0),
     ]
     assert funnel.lost == {"declined": 1, "cancelled": 0, "expired": 0}
-    overview = stats.overview(session, settings)
+    overview = stats.overview(session, StatsQuery(settings))
     assert (overview.mentors, overview.mentors_with_open_slots, overview.learners) == (1, 1, 3)
     assert overview.acceptance_rate == 0.5
     assert overview.completion_rate == 1.0
@@ -328,61 +291,19 @@ def test_a_request_past_its_time_counts_as_expired(session: Session, settings: S
     learner = make_volunteer(session, "learner", wants=[{"skill": "lua", "level": 2}])
     exchanges.request(session, settings, learner, mentor_id=mentor.id, skill="lua")
     later = datetime.now(UTC) + timedelta(days=settings.request_ttl_days + 1)
-    overview = stats.overview(session, settings, clock=lambda: later)
+    overview = stats.overview(session, StatsQuery(settings, clock=lambda: later))
     assert overview.requests_waiting == 0
     assert overview.exchanges[ExchangeState.EXPIRED] == 1
     assert overview.expiry_rate == 1.0
-    assert stats.funnel(session, settings, clock=lambda: later).lost["expired"] == 1
+    assert stats.funnel(session, StatsQuery(settings, clock=lambda: later)).lost["expired"] == 1
 
 
 def test_an_area_filter_must_name_a_root_skill(session: Session, settings: Settings) -> None:
     with pytest.raises(Invalid, match="root skill"):
-        stats.overview(session, settings, StatsFilter(area="lua"))
+        stats.overview(session, StatsQuery(settings, StatsFilter(area="lua")))
 
 
 # -- timeline, regions, languages, mentors -------------------------------------------------
-
-
-@HYPOTHESIS
-@given(history=history_strategy, interval=st.sampled_from(["month", "week"]))
-def test_timeline_equals_the_reference(
-    session: Session, settings: Settings, history, interval: str
-) -> None:
-    def check() -> None:
-        world = reference.load(session)
-        ttl = settings.request_ttl_days
-        expected = reference.timeline(world, StatsFilter(), NOW, ttl, interval)
-        table = stats.timeline(session, settings, interval=interval, clock=clock)
-        assert expected == plain(table.items)
-
-    within_history(session, history, check)
-
-
-@HYPOTHESIS
-@given(history=history_strategy)
-def test_regions_and_languages_equal_the_reference(
-    session: Session, settings: Settings, history
-) -> None:
-    def check() -> None:
-        world = reference.load(session)
-        ttl = settings.request_ttl_days
-        regions = stats.regions(session, settings, clock=clock)
-        assert reference.regions(world, StatsFilter(), NOW, ttl) == plain(regions.items)
-        languages = stats.languages(session, settings, clock=clock)
-        assert reference.languages(world, StatsFilter(), NOW, ttl) == plain(languages.items)
-
-    within_history(session, history, check)
-
-
-@HYPOTHESIS
-@given(history=history_strategy)
-def test_mentor_figures_equal_the_reference(session: Session, settings: Settings, history) -> None:
-    def check() -> None:
-        world = reference.load(session)
-        expected = reference.mentors(world, StatsFilter(), NOW, settings.request_ttl_days, 3)
-        assert expected == plain(stats.mentors(session, settings, limit=3, clock=clock))
-
-    within_history(session, history, check)
 
 
 def test_timeline_labels_months_and_iso_weeks() -> None:
@@ -400,17 +321,17 @@ def test_a_learner_waits_in_a_language_no_free_mentor_speaks(
     make_volunteer(session, "mentor", offers=lua, languages=english, mentor_capacity=1)
 
     def waiting() -> dict[str, int]:
-        table = stats.languages(session, settings)
+        table = stats.languages(session, StatsQuery(settings))
         return {row.language: row.waiting_learners for row in table.items}
 
     assert waiting() == {"en": 0, "fr": 1}
     make_volunteer(session, "francophone", offers=lua, languages=[{"code": "fr-CA", "level": 5}])
     assert waiting() == {"en": 0, "fr": 0}
-    regions = stats.regions(session, settings).items
+    regions = stats.regions(session, StatsQuery(settings)).items
     assert [(row.region, row.learners, row.waiting_learners) for row in regions] == [(None, 1, 0)]
 
 
-# -- filters -------------------------------------------------------------------------------
+# -- every answer against the reference, without and with filters ---------------------------
 
 FILTERS = {
     "region": StatsFilter(region="cee"),
@@ -427,7 +348,9 @@ FILTERS = {
 
 def every_answer(session: Session, settings: Settings, f: StatsFilter) -> dict[str, Any]:
     def taken(name: str, **options: Any) -> Any:
-        return plain(getattr(stats, name)(session, settings, f, clock=clock, **options))
+        answer = getattr(stats, name)(session, StatsQuery(settings, f, clock), **options)
+        assert answer.as_of == NOW
+        return plain(answer)
 
     return {
         "overview": taken("overview"),
@@ -435,6 +358,7 @@ def every_answer(session: Session, settings: Settings, f: StatsFilter) -> dict[s
         "areas": taken("skills", level="area")["items"],
         "funnel": taken("funnel"),
         "timeline": taken("timeline", interval="week")["items"],
+        "months": taken("timeline", interval="month")["items"],
         "regions": taken("regions")["items"],
         "languages": taken("languages")["items"],
         "mentors": taken("mentors", limit=3),
@@ -449,10 +373,21 @@ def every_reference(session: Session, settings: Settings, f: StatsFilter) -> dic
         "areas": reference.skills(world, f, NOW, ttl, "area"),
         "funnel": reference.funnel(world, f, NOW, ttl),
         "timeline": reference.timeline(world, f, NOW, ttl, "week"),
+        "months": reference.timeline(world, f, NOW, ttl, "month"),
         "regions": reference.regions(world, f, NOW, ttl),
         "languages": reference.languages(world, f, NOW, ttl),
         "mentors": reference.mentors(world, f, NOW, ttl, 3),
     }
+
+
+@HYPOTHESIS
+@given(history=history_strategy)
+def test_every_answer_equals_the_reference(session: Session, settings: Settings, history) -> None:
+    def check() -> None:
+        expected = every_reference(session, settings, StatsFilter())
+        assert expected == every_answer(session, settings, StatsFilter())
+
+    within_history(session, history, check)
 
 
 @pytest.mark.parametrize("name", FILTERS)
@@ -477,7 +412,7 @@ def test_a_filter_narrows_the_counts(session: Session, settings: Settings) -> No
     make_volunteer(session, "lua-learner", wants=lua, region="lac")
 
     def people(f: StatsFilter) -> tuple[int, int, int]:
-        figures = stats.overview(session, settings, f)
+        figures = stats.overview(session, StatsQuery(settings, f))
         return figures.volunteers, figures.mentors, figures.learners
 
     assert people(StatsFilter()) == (3, 1, 2)
@@ -500,5 +435,5 @@ def test_since_and_until_are_inclusive_days_on_created_at(
     ]
     build(session, (people, made))
     window = StatsFilter(since=datetime(2026, 6, 10).date(), until=datetime(2026, 6, 12).date())
-    assert stats.funnel(session, settings, window, clock=clock).stages[0].count == 2
-    assert stats.funnel(session, settings, clock=clock).stages[0].count == 4
+    assert stats.funnel(session, StatsQuery(settings, window, clock=clock)).stages[0].count == 2
+    assert stats.funnel(session, StatsQuery(settings, clock=clock)).stages[0].count == 4

@@ -92,6 +92,16 @@ class StatsFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class StatsQuery:
+    """What a statistics answer is asked of: the settings (the request TTL), the filters, and
+    the clock that says when ``as_of`` is and which requests have expired."""
+
+    settings: Settings
+    filters: StatsFilter = StatsFilter()
+    clock: Clock = utcnow
+
+
+@dataclass(frozen=True, slots=True)
 class Overview:
     as_of: datetime
     volunteers: int
@@ -271,14 +281,9 @@ def _rate(part: int, whole: int) -> float | None:
 # -- overview ------------------------------------------------------------------------------
 
 
-def overview(
-    session: Session,
-    settings: Settings,
-    filters: StatsFilter = StatsFilter(),
-    *,
-    clock: Clock = utcnow,
-) -> Overview:
+def overview(session: Session, query: StatsQuery) -> Overview:
     """The headline figures: people, exchanges by state, rates, response time."""
+    settings, filters, clock = query.settings, query.filters, query.clock
     now = clock()
     scope = _scope(session, settings, filters, now)
     people = _volunteer_conditions(scope)
@@ -371,18 +376,12 @@ def _keyed(
     return statement, root
 
 
-def skills(
-    session: Session,
-    settings: Settings,
-    filters: StatsFilter = StatsFilter(),
-    *,
-    level: str = "skill",
-    clock: Clock = utcnow,
-) -> SkillTable:
+def skills(session: Session, query: StatsQuery, *, level: str = "skill") -> SkillTable:
     """Supply, demand and exchanges per skill, or per root area (``level='area'``).
 
     Every skill of the taxonomy (or every area) has a row, those with the largest gap first.
     """
+    settings, filters, clock = query.settings, query.filters, query.clock
     if level not in LEVELS:
         raise Invalid(
             f"unknown level {level!r}", [field_error(["query", "level"], "skill or area")]
@@ -501,14 +500,9 @@ def _area_medians(session: Session, conditions: Sequence[ColumnElement[bool]]) -
 # -- funnel --------------------------------------------------------------------------------
 
 
-def funnel(
-    session: Session,
-    settings: Settings,
-    filters: StatsFilter = StatsFilter(),
-    *,
-    clock: Clock = utcnow,
-) -> Funnel:
+def funnel(session: Session, query: StatsQuery) -> Funnel:
     """How requests fare from asking to feedback, and where the others were lost."""
+    settings, filters, clock = query.settings, query.filters, query.clock
     now = clock()
     scope = _scope(session, settings, filters, now)
     with_feedback = exists().where(Feedback.exchange_id == Exchange.id)
@@ -581,14 +575,7 @@ def _daily(
     return [(date.fromisoformat(str(text)), int(count)) for text, count in rows]
 
 
-def timeline(
-    session: Session,
-    settings: Settings,
-    filters: StatsFilter = StatsFilter(),
-    *,
-    interval: str = "month",
-    clock: Clock = utcnow,
-) -> Timeline:
+def timeline(session: Session, query: StatsQuery, *, interval: str = "month") -> Timeline:
     """Volunteers joining and exchanges moving, per month or ISO week, oldest first.
 
     Each figure falls in the period of its own event: ``requested`` when the request was
@@ -597,6 +584,7 @@ def timeline(
     made). ``new_volunteers`` ignores ``since``/``until`` and ``area``. Every period from
     the first with a figure to the last is listed, empty ones with zeros.
     """
+    settings, filters, clock = query.settings, query.filters, query.clock
     if interval not in INTERVALS:
         raise Invalid(
             f"unknown interval {interval!r}",
@@ -639,8 +627,9 @@ def timeline(
 
 
 @dataclass(frozen=True, slots=True)
-class RegionRow:
-    region: str | None
+class Reach:
+    """People and exchanges in one region or one language."""
+
     volunteers: int
     mentors: int
     open_slots: int
@@ -651,15 +640,13 @@ class RegionRow:
 
 
 @dataclass(frozen=True, slots=True)
-class LanguageRow:
+class RegionRow(Reach):
+    region: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageRow(Reach):
     language: str
-    volunteers: int
-    mentors: int
-    open_slots: int
-    learners: int
-    waiting_learners: int
-    requested: int
-    completed: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -743,16 +730,11 @@ def _flows_by(
     return {group: (int(requested), int(completed)) for group, requested, completed in rows}
 
 
-def regions(
-    session: Session,
-    settings: Settings,
-    filters: StatsFilter = StatsFilter(),
-    *,
-    clock: Clock = utcnow,
-) -> RegionTable:
+def regions(session: Session, query: StatsQuery) -> RegionTable:
     """People and exchanges per region (``None``: no region given), learners' regions for
     exchanges. A waiting learner is one whom no active mentor with an open slot, anywhere,
     offers a skill they want."""
+    settings, filters, clock = query.settings, query.filters, query.clock
     now = clock()
     scope = _scope(session, settings, filters, now)
     people = _people_by(
@@ -769,22 +751,17 @@ def regions(
         select().select_from(Exchange).join(Volunteer, Volunteer.id == Exchange.learner_id),
     )
     items = [
-        RegionRow(region, *people.get(region, (0, 0, 0, 0, 0)), *flows.get(region, (0, 0)))
+        RegionRow(*people.get(region, (0, 0, 0, 0, 0)), *flows.get(region, (0, 0)), region=region)
         for region in sorted(people.keys() | flows.keys(), key=lambda r: (r is None, r or ""))
     ]
     return RegionTable(as_of=now, items=items)
 
 
-def languages(
-    session: Session,
-    settings: Settings,
-    filters: StatsFilter = StatsFilter(),
-    *,
-    clock: Clock = utcnow,
-) -> LanguageTable:
+def languages(session: Session, query: StatsQuery) -> LanguageTable:
     """People and exchanges per language (primary subtag), learners' languages for
     exchanges. A waiting learner speaks the language and no active mentor with an open
     slot who speaks it too offers a skill they want."""
+    settings, filters, clock = query.settings, query.filters, query.clock
     now = clock()
     scope = _scope(session, settings, filters, now)
     # One row per volunteer and primary subtag: "pt" and "pt-BR" both speak pt, once.
@@ -809,7 +786,9 @@ def languages(
     )
     keep = filters.language.split("-")[0] if filters.language is not None else None
     items = [
-        LanguageRow(language, *people.get(language, (0, 0, 0, 0, 0)), *flows.get(language, (0, 0)))
+        LanguageRow(
+            *people.get(language, (0, 0, 0, 0, 0)), *flows.get(language, (0, 0)), language=language
+        )
         for language in sorted(people.keys() | flows.keys())
         if keep is None or language == keep
     ]
@@ -851,14 +830,7 @@ class MentorStats:
     top: list[TopMentor]
 
 
-def mentors(
-    session: Session,
-    settings: Settings,
-    filters: StatsFilter = StatsFilter(),
-    *,
-    limit: int = 20,
-    clock: Clock = utcnow,
-) -> MentorStats:
+def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorStats:
     """How loaded mentors are, the requests waiting longest, and who completes most.
 
     ``load``: mentors by the number of exchanges they have accepted now, every number from
@@ -868,6 +840,7 @@ def mentors(
     (``None`` before any). ``load`` counts the mentors of the region and language asked
     for; the other two, like every exchange figure, the exchanges of such learners.
     """
+    settings, filters, clock = query.settings, query.filters, query.clock
     now = clock()
     scope = _scope(session, settings, filters, now)
     people = _volunteer_conditions(scope)
