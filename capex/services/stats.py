@@ -172,7 +172,9 @@ class _Scope:
     now: datetime
 
 
-def _scope(session: Session, settings: Settings, filters: StatsFilter, now: datetime) -> _Scope:
+def _scope(session: Session, query: StatsQuery) -> _Scope:
+    """The filters made concrete: the area's skills, the expiry cutoff, the clock read once."""
+    filters, now = query.filters, query.clock()
     skills: set[str] | None = None
     if filters.area is not None:
         tree = skill_service.parents(session)
@@ -182,7 +184,7 @@ def _scope(session: Session, settings: Settings, filters: StatsFilter, now: date
                 [field_error(["query", "area"], "not a root skill")],
             )
         skills = skill_service.subtree_ids(tree, filters.area)
-    return _Scope(filters, skills, expiry_cutoff(settings, now), now)
+    return _Scope(filters, skills, expiry_cutoff(query.settings, now), now)
 
 
 def _speaks(volunteer_id: Any, language: str) -> ColumnElement[bool]:
@@ -283,11 +285,9 @@ def _rate(part: int, whole: int) -> float | None:
 
 def overview(session: Session, query: StatsQuery) -> Overview:
     """The headline figures: people, exchanges by state, rates, response time."""
-    settings, filters, clock = query.settings, query.filters, query.clock
-    now = clock()
-    scope = _scope(session, settings, filters, now)
+    scope = _scope(session, query)
     people = _volunteer_conditions(scope)
-    recent = now - RECENT
+    recent = scope.now - RECENT
     joined = session.execute(
         select(
             _count_if(Volunteer.is_active.is_(True)),
@@ -318,7 +318,7 @@ def overview(session: Session, query: StatsQuery) -> Overview:
     ).one()
     median = _medians(session, literal(1), conditions).get(1)
     return Overview(
-        as_of=now,
+        as_of=scope.now,
         volunteers=int(joined[0]),
         active_volunteers_30d=int(joined[1]),
         new_volunteers_30d=int(joined[2]),
@@ -381,13 +381,11 @@ def skills(session: Session, query: StatsQuery, *, level: str = "skill") -> Skil
 
     Every skill of the taxonomy (or every area) has a row, those with the largest gap first.
     """
-    settings, filters, clock = query.settings, query.filters, query.clock
     if level not in LEVELS:
         raise Invalid(
             f"unknown level {level!r}", [field_error(["query", "level"], "skill or area")]
         )
-    now = clock()
-    scope = _scope(session, settings, filters, now)
+    scope = _scope(session, query)
     people = _volunteer_conditions(scope)
 
     # One row per (key, mentor) first: at area level a mentor of two skills counts once.
@@ -475,7 +473,7 @@ def skills(session: Session, query: StatsQuery, *, level: str = "skill") -> Skil
             )
         )
     items.sort(key=lambda row: (-row.gap, row.skill))
-    return SkillTable(as_of=now, level=level, items=items)
+    return SkillTable(as_of=scope.now, level=level, items=items)
 
 
 def _area_medians(session: Session, conditions: Sequence[ColumnElement[bool]]) -> dict[Any, float]:
@@ -502,9 +500,7 @@ def _area_medians(session: Session, conditions: Sequence[ColumnElement[bool]]) -
 
 def funnel(session: Session, query: StatsQuery) -> Funnel:
     """How requests fare from asking to feedback, and where the others were lost."""
-    settings, filters, clock = query.settings, query.filters, query.clock
-    now = clock()
-    scope = _scope(session, settings, filters, now)
+    scope = _scope(session, query)
     with_feedback = exists().where(Feedback.exchange_id == Exchange.id)
     row = session.execute(
         select(
@@ -524,7 +520,7 @@ def funnel(session: Session, query: StatsQuery) -> Funnel:
         stages.append(FunnelStage(stage, count, share))
         previous = count
     lost = dict(zip(LOST_STATES, counts[len(FUNNEL_STAGES) :], strict=True))
-    return Funnel(as_of=now, stages=stages, lost=lost)
+    return Funnel(as_of=scope.now, stages=stages, lost=lost)
 
 
 # -- timeline ------------------------------------------------------------------------------
@@ -584,14 +580,12 @@ def timeline(session: Session, query: StatsQuery, *, interval: str = "month") ->
     made). ``new_volunteers`` ignores ``since``/``until`` and ``area``. Every period from
     the first with a figure to the last is listed, empty ones with zeros.
     """
-    settings, filters, clock = query.settings, query.filters, query.clock
     if interval not in INTERVALS:
         raise Invalid(
             f"unknown interval {interval!r}",
             [field_error(["query", "interval"], "month or week")],
         )
-    now = clock()
-    scope = _scope(session, settings, filters, now)
+    scope = _scope(session, query)
     conditions = _exchange_conditions(scope)
     people = _volunteer_conditions(scope)[1:]
     daily: dict[str, list[tuple[date, int]]] = {
@@ -606,7 +600,7 @@ def timeline(session: Session, query: StatsQuery, *, interval: str = "month") ->
         ),
     }
     # A stale request expires request_ttl_days after it was made (the day, near enough).
-    ttl = timedelta(days=settings.request_ttl_days)
+    ttl = timedelta(days=query.settings.request_ttl_days)
     stale = _daily(session, Exchange.created_at, [*conditions, _stale(scope)])
     daily["expired"] += [((datetime.combine(d, time()) + ttl).date(), n) for d, n in stale]
     counts: dict[str, dict[str, int]] = {}
@@ -620,7 +614,7 @@ def timeline(session: Session, query: StatsQuery, *, interval: str = "month") ->
         for day, count in rows:
             counts[period_of(day, interval)][figure] += count
     items = [TimelineRow(period, **figures) for period, figures in sorted(counts.items())]
-    return Timeline(as_of=now, interval=interval, items=items)
+    return Timeline(as_of=scope.now, interval=interval, items=items)
 
 
 # -- regions and languages -----------------------------------------------------------------
@@ -734,9 +728,7 @@ def regions(session: Session, query: StatsQuery) -> RegionTable:
     """People and exchanges per region (``None``: no region given), learners' regions for
     exchanges. A waiting learner is one whom no active mentor with an open slot, anywhere,
     offers a skill they want."""
-    settings, filters, clock = query.settings, query.filters, query.clock
-    now = clock()
-    scope = _scope(session, settings, filters, now)
+    scope = _scope(session, query)
     people = _people_by(
         session,
         scope,
@@ -754,16 +746,14 @@ def regions(session: Session, query: StatsQuery) -> RegionTable:
         RegionRow(*people.get(region, (0, 0, 0, 0, 0)), *flows.get(region, (0, 0)), region=region)
         for region in sorted(people.keys() | flows.keys(), key=lambda r: (r is None, r or ""))
     ]
-    return RegionTable(as_of=now, items=items)
+    return RegionTable(as_of=scope.now, items=items)
 
 
 def languages(session: Session, query: StatsQuery) -> LanguageTable:
     """People and exchanges per language (primary subtag), learners' languages for
     exchanges. A waiting learner speaks the language and no active mentor with an open
     slot who speaks it too offers a skill they want."""
-    settings, filters, clock = query.settings, query.filters, query.clock
-    now = clock()
-    scope = _scope(session, settings, filters, now)
+    scope = _scope(session, query)
     # One row per volunteer and primary subtag: "pt" and "pt-BR" both speak pt, once.
     speakers = (
         select(VolunteerLanguage.volunteer_id, VolunteerLanguage.language).distinct().subquery()
@@ -784,7 +774,7 @@ def languages(session: Session, query: StatsQuery) -> LanguageTable:
         .select_from(Exchange)
         .join(speakers, speakers.c.volunteer_id == Exchange.learner_id),
     )
-    keep = filters.language.split("-")[0] if filters.language is not None else None
+    keep = scope.filters.language.split("-")[0] if scope.filters.language is not None else None
     items = [
         LanguageRow(
             *people.get(language, (0, 0, 0, 0, 0)), *flows.get(language, (0, 0)), language=language
@@ -792,7 +782,7 @@ def languages(session: Session, query: StatsQuery) -> LanguageTable:
         for language in sorted(people.keys() | flows.keys())
         if keep is None or language == keep
     ]
-    return LanguageTable(as_of=now, items=items)
+    return LanguageTable(as_of=scope.now, items=items)
 
 
 # -- mentors -------------------------------------------------------------------------------
@@ -840,9 +830,7 @@ def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorSt
     (``None`` before any). ``load`` counts the mentors of the region and language asked
     for; the other two, like every exchange figure, the exchanges of such learners.
     """
-    settings, filters, clock = query.settings, query.filters, query.clock
-    now = clock()
-    scope = _scope(session, settings, filters, now)
+    scope = _scope(session, query)
     people = _volunteer_conditions(scope)
     histogram = {
         int(accepted): int(count)
@@ -871,7 +859,7 @@ def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorSt
             mentor_id,
             username,
             skill,
-            round((now - created).total_seconds() / 86400, 2),
+            round((scope.now - created).total_seconds() / 86400, 2),
         )
         for exchange_id, mentor_id, username, skill, created in waiting
     ]
@@ -906,7 +894,7 @@ def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorSt
         .limit(limit)
     )
     return MentorStats(
-        as_of=now,
+        as_of=scope.now,
         load=load,
         waiting_requests=waiting_requests,
         top=[
