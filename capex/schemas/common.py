@@ -24,9 +24,7 @@ from pydantic_core import core_schema as cs
 
 from capex.errors import Invalid, field_error
 from capex.vocabulary import (
-    ExchangeAction,
     ExchangeState,
-    NotificationKind,
     Origin,
     Role,
     Side,
@@ -79,11 +77,9 @@ def _published_as_literal(vocabulary: type[StrEnum]) -> GetPydanticSchema:
 
 
 ExchangeStateWord = Annotated[ExchangeState, _published_as_literal(ExchangeState)]
-ExchangeActionWord = Annotated[ExchangeAction, _published_as_literal(ExchangeAction)]
 OriginWord = Annotated[Origin, _published_as_literal(Origin)]
 RoleWord = Annotated[Role, _published_as_literal(Role)]
 SideWord = Annotated[Side, _published_as_literal(Side)]
-NotificationKindWord = Annotated[NotificationKind, _published_as_literal(NotificationKind)]
 
 
 # Tab and newline are text; every other control character (NUL, carriage return, escape,
