@@ -339,6 +339,11 @@ def languages(world: World, f: Any, now: datetime, ttl_days: float) -> list[dict
     return rows
 
 
+def person(world: World, volunteer_id: int) -> dict[str, Any]:
+    v = world.volunteers[volunteer_id]
+    return {"id": v.id, "username": v.username, "display_name": v.display_name}
+
+
 def mentors(world: World, f: Any, now: datetime, ttl_days: float, limit: int) -> dict[str, Any]:
     people = [v for v in world.volunteers.values() if person_kept(world, v, f)]
     in_area = (lambda s: under(world, s, f.area)) if f.area else (lambda s: True)
@@ -365,8 +370,7 @@ def mentors(world: World, f: Any, now: datetime, ttl_days: float, limit: int) ->
         "waiting_requests": [
             {
                 "exchange_id": e.id,
-                "mentor_id": e.mentor_id,
-                "mentor": world.volunteers[e.mentor_id].username,
+                "mentor": person(world, e.mentor_id),
                 "skill": e.skill_id,
                 "waiting_days": (now - e.created_at).total_seconds() / 86400,
             }
@@ -374,8 +378,7 @@ def mentors(world: World, f: Any, now: datetime, ttl_days: float, limit: int) ->
         ],
         "top": [
             {
-                "mentor_id": m,
-                "mentor": world.volunteers[m].username,
+                "mentor": person(world, m),
                 "completed": completed[m],
                 "rating": statistics.mean(rated[m]) if rated[m] else None,
                 "ratings": len(rated[m]),

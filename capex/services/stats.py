@@ -75,6 +75,7 @@ from capex.models import (
 from capex.models.base import utcnow
 from capex.services import skills as skill_service
 from capex.services.exchanges.lifecycle import expiry_cutoff
+from capex.services.profiles import VolunteerRef
 from capex.vocabulary import ExchangeState, Side
 
 Clock = Callable[[], datetime]
@@ -797,16 +798,14 @@ class LoadRow:
 @dataclass(frozen=True, slots=True)
 class WaitingRequest:
     exchange_id: int
-    mentor_id: int
-    mentor: str
+    mentor: VolunteerRef
     skill: str
     waiting_days: float
 
 
 @dataclass(frozen=True, slots=True)
 class TopMentor:
-    mentor_id: int
-    mentor: str
+    mentor: VolunteerRef
     completed: int
     rating: float | None
     ratings: int
@@ -818,6 +817,10 @@ class MentorStats:
     load: list[LoadRow]
     waiting_requests: list[WaitingRequest]
     top: list[TopMentor]
+
+
+def _named(volunteer: type[Volunteer]) -> tuple[InstrumentedAttribute[Any], ...]:
+    return volunteer.id, volunteer.username, volunteer.display_name
 
 
 def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorStats:
@@ -846,8 +849,7 @@ def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorSt
     ]
     exchange_conditions = _exchange_conditions(scope)
     waiting = session.execute(
-        select(Exchange.id, Exchange.mentor_id, Volunteer.username, Exchange.skill_id)
-        .add_columns(Exchange.created_at)
+        select(Exchange.id, *_named(Volunteer), Exchange.skill_id, Exchange.created_at)
         .join(Volunteer, Volunteer.id == Exchange.mentor_id)
         .where(_effectively(ExchangeState.REQUESTED, scope), *exchange_conditions)
         .order_by(Exchange.created_at, Exchange.id)
@@ -856,12 +858,11 @@ def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorSt
     waiting_requests = [
         WaitingRequest(
             exchange_id,
-            mentor_id,
-            username,
+            VolunteerRef(mentor_id, username, display_name),
             skill,
             round((scope.now - created).total_seconds() / 86400, 2),
         )
-        for exchange_id, mentor_id, username, skill, created in waiting
+        for exchange_id, mentor_id, username, display_name, skill, created in waiting
     ]
     completed = (
         select(Exchange.mentor_id.label("mentor_id"), func.count().label("completed"))
@@ -882,8 +883,7 @@ def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorSt
     )
     top = session.execute(
         select(
-            Volunteer.id,
-            Volunteer.username,
+            *_named(Volunteer),
             completed.c.completed,
             ratings.c.rating,
             ratings.c.ratings,
@@ -899,12 +899,11 @@ def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorSt
         waiting_requests=waiting_requests,
         top=[
             TopMentor(
-                mentor_id,
-                username,
+                VolunteerRef(mentor_id, username, display_name),
                 int(count),
                 None if rating is None else round(float(rating), 2),
                 int(rated or 0),
             )
-            for mentor_id, username, count, rating, rated in top
+            for mentor_id, username, display_name, count, rating, rated in top
         ],
     )
