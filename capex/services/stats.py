@@ -819,10 +819,6 @@ class MentorStats:
     top: list[TopMentor]
 
 
-def _named(volunteer: type[Volunteer]) -> tuple[InstrumentedAttribute[Any], ...]:
-    return volunteer.id, volunteer.username, volunteer.display_name
-
-
 def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorStats:
     """How loaded mentors are, the requests waiting longest, and who completes most.
 
@@ -849,7 +845,14 @@ def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorSt
     ]
     exchange_conditions = _exchange_conditions(scope)
     waiting = session.execute(
-        select(Exchange.id, *_named(Volunteer), Exchange.skill_id, Exchange.created_at)
+        select(
+            Exchange.id,
+            Volunteer.id,
+            Volunteer.username,
+            Volunteer.display_name,
+            Exchange.skill_id,
+            Exchange.created_at,
+        )
         .join(Volunteer, Volunteer.id == Exchange.mentor_id)
         .where(_effectively(ExchangeState.REQUESTED, scope), *exchange_conditions)
         .order_by(Exchange.created_at, Exchange.id)
@@ -883,7 +886,9 @@ def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorSt
     )
     top = session.execute(
         select(
-            *_named(Volunteer),
+            Volunteer.id,
+            Volunteer.username,
+            Volunteer.display_name,
             completed.c.completed,
             ratings.c.rating,
             ratings.c.ratings,
