@@ -44,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     ColumnElement,
@@ -59,9 +59,10 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, sessionmaker
 
 from capex.config import Settings
+from capex.db import session_scope
 from capex.errors import Invalid, field_error
 from capex.models import (
     Exchange,
@@ -912,3 +913,53 @@ def mentors(session: Session, query: StatsQuery, *, limit: int = 20) -> MentorSt
             for mentor_id, username, display_name, count, rating, rated in top
         ],
     )
+
+
+# -- the answers as one object -------------------------------------------------------------
+
+
+class StatsSource(Protocol):
+    """Where the statistics come from: each answer of this module, given a query."""
+
+    def overview(self, query: StatsQuery) -> Overview: ...
+    def skills(self, query: StatsQuery, *, level: str = "skill") -> SkillTable: ...
+    def funnel(self, query: StatsQuery) -> Funnel: ...
+    def timeline(self, query: StatsQuery, *, interval: str = "month") -> Timeline: ...
+    def regions(self, query: StatsQuery) -> RegionTable: ...
+    def languages(self, query: StatsQuery) -> LanguageTable: ...
+    def mentors(self, query: StatsQuery, *, limit: int = 20) -> MentorStats: ...
+
+
+class SqlStats:
+    """Every answer aggregated in the database on each call, in a read transaction."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self.session_factory = session_factory
+
+    def overview(self, query: StatsQuery) -> Overview:
+        with session_scope(self.session_factory) as session:
+            return overview(session, query)
+
+    def skills(self, query: StatsQuery, *, level: str = "skill") -> SkillTable:
+        with session_scope(self.session_factory) as session:
+            return skills(session, query, level=level)
+
+    def funnel(self, query: StatsQuery) -> Funnel:
+        with session_scope(self.session_factory) as session:
+            return funnel(session, query)
+
+    def timeline(self, query: StatsQuery, *, interval: str = "month") -> Timeline:
+        with session_scope(self.session_factory) as session:
+            return timeline(session, query, interval=interval)
+
+    def regions(self, query: StatsQuery) -> RegionTable:
+        with session_scope(self.session_factory) as session:
+            return regions(session, query)
+
+    def languages(self, query: StatsQuery) -> LanguageTable:
+        with session_scope(self.session_factory) as session:
+            return languages(session, query)
+
+    def mentors(self, query: StatsQuery, *, limit: int = 20) -> MentorStats:
+        with session_scope(self.session_factory) as session:
+            return mentors(session, query, limit=limit)
