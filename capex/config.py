@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     periodic_tasks: bool = True
     # Request bodies past this many bytes are refused with 413 before they are parsed.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Statistics: open data (?format=tab) writes counts below this as null; answers come
+    # from a snapshot of the database at most this many seconds old (0: taken on each call).
+    stats_min_cell: int = Field(default=5, ge=1, le=1000)
+    stats_max_age_seconds: float = Field(default=60, ge=0, le=3600)
     # Strict-Transport-Security max-age, for a deployment served only over HTTPS; 0: none.
     hsts_seconds: int = Field(default=0, ge=0, le=2 * 365 * 24 * 3600)
     # Origins (scheme://host[:port]) whose pages may call the API from a browser.

@@ -15,6 +15,7 @@ from capex.config import Settings
 from capex.db import session_scope
 from capex.schemas.common import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT, cursor_position
 from capex.services.matches import MatchingService
+from capex.services.stats import StatsSource
 
 # An integer id in a path; out of range it is simply not found.
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -59,6 +60,14 @@ async def get_matching(request: Request) -> MatchingService:
 
 
 MatchingDep = Annotated[MatchingService, Depends(get_matching)]
+
+
+async def get_stats(request: Request) -> StatsSource:
+    source: StatsSource = request.app.state.stats
+    return source
+
+
+StatsDep = Annotated[StatsSource, Depends(get_stats)]
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,14 @@ from capex.api.routes import (
     notifications,
     ops,
     skills,
+    stats,
     volunteers,
 )
 from capex.config import Settings, SettingsError, get_settings
 from capex.db import make_engine, make_session_factory
 from capex.services import maintenance
 from capex.services.matches import MatchingService
+from capex.services.stats import SqlStats
 from capex.web import routes as web_routes
 
 API_PREFIX = "/api/v1"
@@ -102,8 +104,9 @@ def create_app(
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.matching = MatchingService(app.state.session_factory)
+    app.state.stats = SqlStats(app.state.session_factory)
     problems.install(app)
-    for module in (auth, me, matches, notifications, volunteers, skills, exchanges):
+    for module in (auth, me, matches, notifications, volunteers, skills, exchanges, stats):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     docs_pages.install(app)
