@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,8 +21,10 @@ skills_app = typer.Typer(help="The skill taxonomy.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 exchanges_app = typer.Typer(help="Exchanges.", no_args_is_help=True)
+stats_app = typer.Typer(help="Statistics for coordinators.", no_args_is_help=True)
 app.add_typer(skills_app, name="skills")
 app.add_typer(exchanges_app, name="exchanges")
+app.add_typer(stats_app, name="stats")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -159,6 +162,70 @@ def exchanges_expire() -> None:
     with open_database(settings.database_url) as sessions:
         count = maintenance.expire_requests(sessions, settings)
     typer.echo(f"{count} requests expired")
+
+
+@stats_app.command("export")
+def stats_export(
+    out: Annotated[Path, typer.Option(file_okay=False, help="The folder to write into.")],
+    format: Annotated[
+        str, typer.Option(help="csv (every figure) or tab (open data: Commons tabular data).")
+    ] = "csv",
+    region: Annotated[str | None, typer.Option(help="Only volunteers of this region.")] = None,
+    language: Annotated[str | None, typer.Option(help="Only speakers of this language.")] = None,
+    area: Annotated[str | None, typer.Option(help="Only skills under this root skill.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Exchanges made on or after YYYY-MM-DD.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Exchanges made on or before YYYY-MM-DD.")
+    ] = None,
+) -> None:
+    """Write every statistics table into OUT, one file each (NAME.csv or NAME.tab)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from capex.db import open_database
+    from capex.schemas.profiles import LanguageCode, Region
+    from capex.services import stats_tables
+    from capex.services.stats import SqlStats, StatsFilter, StatsQuery
+    from capex.services.tables import to_csv, to_tab
+
+    if format not in ("csv", "tab"):
+        raise _fail("--format must be csv or tab")
+    settings = get_settings()
+
+    def checked(option: str, kind: Any, value: str | None) -> Any:
+        try:
+            return TypeAdapter(kind).validate_python(value)
+        except ValidationError as error:
+            message = str(error.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise _fail(f"--{option} {value}: {message}") from None
+
+    filters = StatsFilter(
+        region=checked("region", Region | None, region),
+        language=checked("language", LanguageCode | None, language),
+        area=area,
+        since=checked("since", date | None, since),
+        until=checked("until", date | None, until),
+    )
+    if filters.since and filters.until and filters.since > filters.until:
+        raise _fail(f"--since {since} is after --until {until}")
+    migrate.upgrade(settings.database_url)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with open_database(settings.database_url) as sessions:
+            query = StatsQuery(settings, filters)
+            export = stats_tables.every_table(SqlStats(sessions), query)
+    except CapexError as error:
+        raise _fail(error.detail) from error
+    sources = f"capex statistics as of {export.as_of.isoformat()}"
+    for table in export.tables:
+        if format == "csv":
+            (out / f"{table.name}.csv").write_text(to_csv(table), encoding="utf-8", newline="")
+        else:
+            document = to_tab(table, min_cell=settings.stats_min_cell, sources=sources)
+            text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+            (out / f"{table.name}.tab").write_text(text, encoding="utf-8")
+    typer.echo(f"{len(export.tables)} tables written to {out} as {format}")
 
 
 @app.command()

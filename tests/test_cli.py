@@ -255,3 +255,68 @@ def test_exchanges_expire_writes_requests_past_their_time(migrated_database):
         )
     assert states == {stale_id: "expired", new_id: "requested"}
     assert "0 requests expired" in capex("exchanges", "expire").stdout
+
+
+# stats export
+
+EXPORTED = {
+    "overview",
+    "skills",
+    "areas",
+    "funnel",
+    "funnel_lost",
+    "timeline_month",
+    "timeline_week",
+    "regions",
+    "languages",
+    "mentors_load",
+    "mentors_waiting_requests",
+    "mentors_top",
+}
+
+
+def test_stats_export_writes_every_table_with_the_service_figures(migrated_database, tmp_path):
+    import csv
+
+    from capex.services import stats
+
+    loaded = capex("demo", "--volunteers", "80", "--exchanges", "400", "--seed", "2")
+    assert loaded.exit_code == 0, loaded.output
+
+    as_csv = capex("stats", "export", "--format", "csv", "--out", str(tmp_path / "csv"))
+    assert as_csv.exit_code == 0, as_csv.output
+    assert "12 tables" in as_csv.output
+    assert {path.stem for path in (tmp_path / "csv").glob("*.csv")} == EXPORTED
+    with db.session_scope() as session:
+        skills = stats.skills(session, stats.StatsQuery(config.get_settings()))
+    with (tmp_path / "csv" / "skills.csv").open(encoding="utf-8", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["skill"], int(r["wanted"]), int(r["gap"])) for r in rows] == [
+        (item.skill, item.wanted, item.gap) for item in skills.items
+    ]
+    assert sum(int(r["requested"]) for r in rows) == 400
+
+    as_tab = capex("stats", "export", "--format", "tab", "--out", str(tmp_path / "tab"))
+    assert as_tab.exit_code == 0, as_tab.output
+    assert {path.stem for path in (tmp_path / "tab").glob("*.tab")} == EXPORTED
+    top = json.loads((tmp_path / "tab" / "mentors_top.tab").read_text(encoding="utf-8"))
+    assert top["license"] == "CC0-1.0"
+    assert [f["name"] for f in top["schema"]["fields"]] == ["completed", "rating", "ratings"]
+    document = json.loads((tmp_path / "tab" / "skills.tab").read_text(encoding="utf-8"))
+    wanted = [f["name"] for f in document["schema"]["fields"]].index("wanted")
+    shown = [row[wanted] for row in document["data"]]
+    assert all(value is None or value >= 5 for value in shown)
+    assert shown == [None if item.wanted < 5 else item.wanted for item in skills.items]
+
+
+def test_stats_export_refuses_a_bad_format_or_filter(migrated_database, tmp_path):
+    bad_format = capex("stats", "export", "--format", "xlsx", "--out", str(tmp_path))
+    assert bad_format.exit_code == 1
+    assert "csv or tab" in bad_format.stderr
+    bad_region = capex("stats", "export", "--region", "atlantis", "--out", str(tmp_path))
+    assert bad_region.exit_code == 1
+    assert "region" in bad_region.stderr
+    bad_area = capex("stats", "export", "--area", "lua", "--out", str(tmp_path))
+    assert bad_area.exit_code == 1
+    assert "root skill" in bad_area.stderr
+    assert not list(tmp_path.glob("*.csv"))

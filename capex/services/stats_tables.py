@@ -12,6 +12,9 @@ rarely offered skill would point at the mentor).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from capex.services import stats
 from capex.services.tables import Cell, Column, Table
 from capex.vocabulary import ExchangeState
@@ -271,16 +274,28 @@ def mentor_tables(answer: stats.MentorStats) -> list[Table]:
     return [load, waiting, top]
 
 
-def every_table(source: stats.StatsSource, query: stats.StatsQuery) -> list[Table]:
+@dataclass(frozen=True, slots=True)
+class Export:
+    """Every table, and when the figures were taken (the earliest answer's ``as_of``)."""
+
+    as_of: datetime
+    tables: list[Table]
+
+
+def every_table(source: stats.StatsSource, query: stats.StatsQuery) -> Export:
     """Every table of every answer, for one query: what an export writes."""
-    return [
-        *overview_tables(source.overview(query)),
-        *skill_tables(source.skills(query)),
-        *skill_tables(source.skills(query, level="area")),
-        *funnel_tables(source.funnel(query)),
-        *timeline_tables(source.timeline(query)),
-        *timeline_tables(source.timeline(query, interval="week")),
-        *region_tables(source.regions(query)),
-        *language_tables(source.languages(query)),
-        *mentor_tables(source.mentors(query)),
-    ]
+    overview = source.overview(query)
+    return Export(
+        overview.as_of,
+        [
+            *overview_tables(overview),
+            *skill_tables(source.skills(query)),
+            *skill_tables(source.skills(query, level="area")),
+            *funnel_tables(source.funnel(query)),
+            *timeline_tables(source.timeline(query)),
+            *timeline_tables(source.timeline(query, interval="week")),
+            *region_tables(source.regions(query)),
+            *language_tables(source.languages(query)),
+            *mentor_tables(source.mentors(query)),
+        ],
+    )
