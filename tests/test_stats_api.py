@@ -360,6 +360,8 @@ def test_filters_reach_every_answer_and_combine(client, session, settings, coord
     [
         ({"since": "2026-05-02", "until": "2026-05-01"}, "until"),
         ({"since": "yesterday"}, "since"),
+        ({"until": "0"}, "until"),
+        ({"since": "2026-02-30"}, "since"),
         ({"region": "atlantis"}, "region"),
         ({"area": "lua"}, "area"),  # a skill, not a root
         ({"area": "no-such-skill"}, "area"),

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from datetime import date
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from capex.schemas.common import RequiredUtcTimestamp, Schema
 from capex.schemas.profiles import VolunteerRef
 
 Rate = float | None
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _calendar_day(value: object) -> object:
+    # Lax pydantic would read 0 as 1970-01-01 (a Unix time): only YYYY-MM-DD is a day here.
+    if isinstance(value, str) and not _DAY.match(value):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+# A calendar day in a query, such as 2026-05-01.
+Day = Annotated[date, BeforeValidator(_calendar_day)]
 
 
 class ExchangeCounts(Schema):

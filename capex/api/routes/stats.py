@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
 from email.utils import format_datetime
 from typing import Annotated, Any, Literal
 
@@ -18,6 +17,7 @@ from capex.schemas.common import Problem
 from capex.schemas.profiles import LanguageCode, Region
 from capex.schemas.skills import SkillId
 from capex.schemas.stats import (
+    Day,
     FunnelRead,
     LanguageStatsRead,
     MentorStatsRead,
@@ -99,8 +99,8 @@ def stats_filter(
         LanguageCode | None, Query(description="volunteers speaking it; 'pt' also finds 'pt-BR'")
     ] = None,
     area: Annotated[SkillId | None, Query(description="skills under this root skill")] = None,
-    since: Annotated[date | None, Query(description="exchanges made on or after this day")] = None,
-    until: Annotated[date | None, Query(description="exchanges made on or before this day")] = None,
+    since: Annotated[Day | None, Query(description="exchanges made on or after this day")] = None,
+    until: Annotated[Day | None, Query(description="exchanges made on or before this day")] = None,
 ) -> StatsFilter:
     if since is not None and until is not None and since > until:
         raise Invalid(
