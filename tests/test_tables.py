@@ -120,13 +120,36 @@ def test_the_suppression_rule_holds_for_any_table(table: Table, min_cell: int):
     assert document["data"] == [list(row) for row in shown.rows]
 
 
+def as_spreadsheet_text(text: object) -> object:
+    return (
+        "'" + text
+        if isinstance(text, str) and text[:1] in ("=", "+", "-", "@", "\t", "\r")
+        else text
+    )
+
+
+def test_csv_text_never_runs_as_a_spreadsheet_formula():
+    table = Table(
+        "skills",
+        "Skills",
+        (Column("name", "Name", "string"), Column("gap", "Gap")),
+        (('=HYPERLINK("https://evil.example","x")', -3), ("@SUM(A1)", 0), ("Lua", 2)),
+    )
+    rows = list(csv.reader(io.StringIO(to_csv(table), newline="")))
+    assert rows[1:] == [
+        ['\'=HYPERLINK("https://evil.example","x")', "-3"],
+        ["'@SUM(A1)", "0"],
+        ["Lua", "2"],
+    ]
+
+
 @settings(max_examples=60, deadline=None)
 @given(table=tables())
 def test_csv_reads_back_as_the_table(table: Table):
     rows = list(csv.reader(io.StringIO(to_csv(table), newline="")))
     assert len(rows) == len(table.rows) + 1
     for original, read in zip(table.rows, rows[1:], strict=True):
-        assert read[:2] == [original[0], original[1]]
+        assert read[:2] == [as_spreadsheet_text(original[0]), as_spreadsheet_text(original[1])]
         assert [int(read[2]), int(read[3])] == [original[2], original[3]]
         assert float(read[4]) == original[4]
         assert read[5] == ("" if original[5] is None else repr(original[5]))

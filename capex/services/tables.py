@@ -77,7 +77,10 @@ class Table:
 
 
 def to_csv(table: Table) -> str:
-    """The table as CSV (RFC 4180, CRLF line ends), a header of field names first."""
+    """The table as CSV (RFC 4180, CRLF line ends), a header of field names first.
+
+    Text that a spreadsheet would take for a formula (``=``, ``+``, ``-``, ``@`` first)
+    gets a leading ``'``; numbers are written as they are, negative ones included."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([column.name for column in table.columns])
@@ -93,7 +96,14 @@ def _csv_cell(cell: Cell) -> str:
         return "true" if cell else "false"
     if isinstance(cell, float):
         return repr(cell) if math.isfinite(cell) else ""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        # A spreadsheet would run "=HYPERLINK(...)" in a skill's name as a formula.
+        return "'" + cell
     return str(cell)
+
+
+# What a spreadsheet reads as the start of a formula (OWASP, "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def suppressed(table: Table, min_cell: int) -> Table:
