@@ -89,6 +89,8 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
         # The tests share one connection per test: no background index build beside them.
         warm_matching_index=False,
         periodic_tasks=False,
+        # Statistics taken afresh for each answer: a test reads what it just did.
+        stats_max_age_seconds=0,
         **overrides,
     )
 
