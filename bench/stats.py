@@ -44,6 +44,8 @@ from sqlalchemy import select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from directory import Measurement, server  # noqa: E402  (bench/directory.py)
+
 from capex import testing  # noqa: E402
 from capex.config import Settings  # noqa: E402
 from capex.db import open_database, session_scope  # noqa: E402
@@ -77,23 +79,6 @@ CALLS: list[tuple[str, dict[str, str]]] = [
     ("mentors", {}),
     ("mentors", {"region": "cee", "language": "en"}),
 ]
-
-
-@dataclass
-class Measurement:
-    endpoint: str
-    query: str
-    first_ms: float = 0.0
-    samples_ms: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples_ms)
-
-    @property
-    def p95(self) -> float:
-        ordered = sorted(self.samples_ms)
-        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -150,20 +135,6 @@ def coordinator_token(url: str, base: str) -> str:
     )
     signed_in.raise_for_status()
     return str(signed_in.json()["access_token"])
-
-
-@contextmanager
-def server(url: str) -> Iterator[str]:
-    def uvicorn(port: int) -> list[str]:
-        app = ["uvicorn", "capex.api.app:create_app", "--factory", "--no-access-log"]
-        return [sys.executable, "-m", *app, "--host", "127.0.0.1", "--port", str(port)]
-
-    # The matching index is not what is measured here: do not build it beside the calls.
-    env = {"PYTHONPATH": str(ROOT), "CAPEX_WARM_MATCHING_INDEX": "false"}
-    with testing.live_server(
-        url, command=uvicorn, env=env, ready_path="/healthz", cwd=ROOT, start_timeout=120
-    ) as live:
-        yield live.base
 
 
 def measure_http(base: str, token: str, requests: int) -> list[Measurement]:
@@ -328,7 +299,8 @@ def run_database(kind: str, args: argparse.Namespace) -> DatabaseReport:
             kind == "postgresql" and args.reuse_postgresql
         )
         seconds = 0.0 if reused else load(url, args.volunteers, args.exchanges)
-        with server(url) as base:
+        # The matching index is not what is measured: do not build it beside the calls.
+        with server(url, {"CAPEX_WARM_MATCHING_INDEX": "false"}) as base:
             token = coordinator_token(url, base)
             report = DatabaseReport(kind, seconds, measure_http(base, token, args.requests))
         if not args.skip_sql:
@@ -357,18 +329,18 @@ def print_report(reports: list[DatabaseReport], args: argparse.Namespace) -> Non
     for report in reports:
         seen: set[str] = set()
         for m in report.http:
-            unfiltered = m.endpoint not in seen
-            seen.add(m.endpoint)
-            sql = report.sql_ms.get(m.endpoint) if unfiltered else None
+            unfiltered = m.query not in seen
+            seen.add(m.query)
+            sql = report.sql_ms.get(m.query) if unfiltered else None
             naive_ms = (
-                report.naive_load_seconds * 1000 + report.naive_ms[m.endpoint]
-                if unfiltered and m.endpoint in report.naive_ms
+                report.naive_load_seconds * 1000 + report.naive_ms[m.query]
+                if unfiltered and m.query in report.naive_ms
                 else None
             )
             ratio = f"{naive_ms / m.median:,.0f}x" if naive_ms else ""
             verdict = "ok" if m.median < TARGET_MS else "MISSED"
             print(
-                f"| {report.database} | {m.endpoint}{'?' + m.query if m.query else ''} "
+                f"| {report.database} | {m.query}{'?' + m.description if m.description else ''} "
                 f"| {m.first_ms:.0f} | {m.median:.1f} | {m.p95:.1f} "
                 f"| {'' if sql is None else f'{sql:,.0f}'} "
                 f"| {'' if naive_ms is None else f'{naive_ms:,.0f}'} | {ratio} | {verdict} |"

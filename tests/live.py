@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 
 from capex import testing
+from capex.db import make_engine
+from capex.models import Volunteer
 from tests.factories import sign_in
 
 # What every live test server runs with; ``env`` adds to it.
@@ -93,3 +96,28 @@ def matched_usernames(base: str, headers: dict[str, str]) -> tuple[str, list[str
     assert response.status_code == 200, response.text
     names = [item["volunteer"]["username"] for item in response.json()["items"]]
     return response.headers["x-capex-worker"], names
+
+
+def register_coordinator(client: httpx.Client, database_url: str, username: str) -> dict[str, str]:
+    """Register ``username`` and make them a coordinator in the database (as `capex users
+    set-role` would); the bearer header."""
+    headers = register(client, username, {"languages": [{"code": "en", "level": 5}]})
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(Volunteer).where(Volunteer.username == username).values(role="coordinator")
+            )
+    finally:
+        engine.dispose()
+    return headers
+
+
+def add_skill(client: httpx.Client, coordinator: dict[str, str], skill: str, name: str) -> None:
+    """A coordinator adds ``skill`` under technology while the servers run."""
+    added = client.post(
+        "/api/v1/skills",
+        json={"id": skill, "name": name, "parent": "technology"},
+        headers=coordinator,
+    )
+    assert added.status_code == 201, added.text

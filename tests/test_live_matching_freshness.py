@@ -11,11 +11,14 @@ import time
 
 import httpx
 import pytest
-from sqlalchemy import update
 
-from capex.db import make_engine
-from capex.models import Volunteer
-from tests.live import live_server, matched_usernames, register
+from tests.live import (
+    add_skill,
+    live_server,
+    matched_usernames,
+    register,
+    register_coordinator,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -82,76 +85,57 @@ def test_a_volunteer_sees_matches_for_the_profile_just_saved(live_database, tmp_
 
 
 def test_a_skill_added_while_serving_is_matched_on_every_worker(live_database, tmp_path):
-    engine = make_engine(live_database)
-    try:
-        with (
-            live_server(live_database, workers=WORKERS, log=tmp_path / "serve.log") as base,
-            httpx.Client(base_url=base, timeout=10) as client,
-        ):
-            coordinator = register(client, "coordinator", {"languages": ENGLISH})
-            with engine.begin() as conn:
-                conn.execute(
-                    update(Volunteer)
-                    .where(Volunteer.username == "coordinator")
-                    .values(role="coordinator")
-                )
-            mentor = register(
-                client,
-                "mentor",
-                {"languages": ENGLISH, "offers": [{"skill": "python", "level": 4}]},
-            )
-            learner = register(
-                client,
-                "learner",
-                {"languages": ENGLISH, "wants": [{"skill": "photography", "level": 2}]},
-            )
-            for _, names in _answers_from_every_worker(base, learner):
-                assert names == []
+    with (
+        live_server(live_database, workers=WORKERS, log=tmp_path / "serve.log") as base,
+        httpx.Client(base_url=base, timeout=10) as client,
+    ):
+        coordinator = register_coordinator(client, live_database, "coordinator")
+        mentor = register(
+            client,
+            "mentor",
+            {"languages": ENGLISH, "offers": [{"skill": "python", "level": 4}]},
+        )
+        learner = register(
+            client,
+            "learner",
+            {"languages": ENGLISH, "wants": [{"skill": "photography", "level": 2}]},
+        )
+        for _, names in _answers_from_every_worker(base, learner):
+            assert names == []
 
-            # The coordinator adds a skill while both workers serve from warm indexes.
-            added = client.post(
-                "/api/v1/skills",
-                json={
-                    "id": "wikifunctions-editing",
-                    "name": "Wikifunctions editing",
-                    "parent": "technology",
-                },
-                headers=coordinator,
+        # The coordinator adds a skill while both workers serve from warm indexes.
+        add_skill(client, coordinator, "wikifunctions-editing", "Wikifunctions editing")
+        for headers, side in ((mentor, "offers"), (learner, "wants")):
+            saved = client.patch(
+                "/api/v1/me/profile",
+                json={side: [{"skill": "wikifunctions-editing", "level": 3}]},
+                headers=headers,
             )
-            assert added.status_code == 201, added.text
-            for headers, side in ((mentor, "offers"), (learner, "wants")):
-                saved = client.patch(
-                    "/api/v1/me/profile",
-                    json={side: [{"skill": "wikifunctions-editing", "level": 3}]},
-                    headers=headers,
-                )
-                assert saved.status_code == 200, saved.text
+            assert saved.status_code == 200, saved.text
 
-            # A newcomer lists the new skill from the start.
-            newcomer = register(
-                client,
-                "newcomer",
-                {"languages": ENGLISH, "wants": [{"skill": "wikifunctions-editing", "level": 1}]},
-            )
+        # A newcomer lists the new skill from the start.
+        newcomer = register(
+            client,
+            "newcomer",
+            {"languages": ENGLISH, "wants": [{"skill": "wikifunctions-editing", "level": 1}]},
+        )
 
-            # The very next requests are answered on every worker (never a 500), from the
-            # previous index while the new one is built; then the mentor shows everywhere.
-            for headers in (newcomer, learner):
-                deadline = time.monotonic() + 30
-                matched: set[str] = set()
-                while len(matched) < WORKERS and time.monotonic() < deadline:
-                    worker, names = matched_usernames(base, headers)
-                    assert names in ([], ["mentor"])
-                    if names == ["mentor"]:
-                        matched.add(worker)
-                assert len(matched) == WORKERS, "every worker should match the new skill"
-            only_new = httpx.get(
-                f"{base}/api/v1/me/matches",
-                params={"skill": "wikifunctions-editing"},
-                headers=learner,
-                timeout=10,
-            )
-            assert only_new.status_code == 200, only_new.text
-            assert only_new.json()["items"][0]["skill"] == "wikifunctions-editing"
-    finally:
-        engine.dispose()
+        # The very next requests are answered on every worker (never a 500), from the
+        # previous index while the new one is built; then the mentor shows everywhere.
+        for headers in (newcomer, learner):
+            deadline = time.monotonic() + 30
+            matched: set[str] = set()
+            while len(matched) < WORKERS and time.monotonic() < deadline:
+                worker, names = matched_usernames(base, headers)
+                assert names in ([], ["mentor"])
+                if names == ["mentor"]:
+                    matched.add(worker)
+            assert len(matched) == WORKERS, "every worker should match the new skill"
+        only_new = httpx.get(
+            f"{base}/api/v1/me/matches",
+            params={"skill": "wikifunctions-editing"},
+            headers=learner,
+            timeout=10,
+        )
+        assert only_new.status_code == 200, only_new.text
+        assert only_new.json()["items"][0]["skill"] == "wikifunctions-editing"

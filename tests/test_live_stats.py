@@ -15,11 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
 
-from capex.db import make_engine
-from capex.models import Volunteer
-from tests.live import live_server, register
+from tests.live import add_skill, live_server, register, register_coordinator
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +64,7 @@ def figures(*expected: int) -> Callable[[dict[str, Any]], bool]:
     """The new skill's row shows (offered, open_slots, wanted, requested, accepted)."""
 
     def check(answer: dict[str, Any]) -> bool:
-        row = skill_row(answer, "wikifunctions-editing")
+        row = skill_row(answer, NEW_SKILL)
         names = ("offered", "open_slots", "wanted", "requested", "accepted")
         return row is not None and tuple(row[name] for name in names) == expected
 
@@ -75,80 +72,59 @@ def figures(*expected: int) -> Callable[[dict[str, Any]], bool]:
 
 
 def test_a_coordinator_sees_what_volunteers_just_did(live_database, tmp_path):
-    engine = make_engine(live_database)
     env = {"CAPEX_STATS_MAX_AGE_SECONDS": str(MAX_AGE)}
-    try:
-        with (
-            live_server(live_database, workers=2, log=tmp_path / "serve.log", env=env) as base,
-            httpx.Client(base_url=base, timeout=30) as client,
-        ):
-            coordinator = register(client, "coordinator", {"languages": ENGLISH})
-            with engine.begin() as conn:
-                conn.execute(
-                    update(Volunteer)
-                    .where(Volunteer.username == "coordinator")
-                    .values(role="coordinator")
-                )
-            # Both workers have figures before anything changes.
-            on_every_worker(base, coordinator, "skills", lambda a: skill_row(a, "lua") is not None)
-            on_every_worker(base, coordinator, "overview", lambda a: a["volunteers"] == 1)
+    with (
+        live_server(live_database, workers=2, log=tmp_path / "serve.log", env=env) as base,
+        httpx.Client(base_url=base, timeout=30) as client,
+    ):
+        coordinator = register_coordinator(client, live_database, "coordinator")
+        # Both workers have figures before anything changes.
+        on_every_worker(base, coordinator, "skills", lambda a: skill_row(a, "lua") is not None)
+        on_every_worker(base, coordinator, "overview", lambda a: a["volunteers"] == 1)
 
-            # A coordinator adds a skill while the servers run; it is listed everywhere.
-            added = client.post(
-                "/api/v1/skills",
-                json={
-                    "id": "wikifunctions-editing",
-                    "name": "Wikifunctions editing",
-                    "parent": "technology",
-                },
-                headers=coordinator,
-            )
-            assert added.status_code == 201, added.text
-            on_every_worker(base, coordinator, "skills", figures(0, 0, 0, 0, 0))
+        # A coordinator adds a skill while the servers run; it is listed everywhere.
+        add_skill(client, coordinator, NEW_SKILL, "Wikifunctions editing")
+        on_every_worker(base, coordinator, "skills", figures(0, 0, 0, 0, 0))
 
-            # Volunteers put it in their profiles: one mentor with two places, three learners.
-            mentor = register(
+        # Volunteers put it in their profiles: one mentor with two places, three learners.
+        mentor = register(
+            client,
+            "mentor",
+            {
+                "languages": ENGLISH,
+                "mentor_capacity": 2,
+                "offers": [{"skill": NEW_SKILL, "level": 4}],
+            },
+        )
+        learners = [
+            register(
                 client,
-                "mentor",
+                f"learner{n}",
                 {
                     "languages": ENGLISH,
-                    "mentor_capacity": 2,
-                    "offers": [{"skill": "wikifunctions-editing", "level": 4}],
+                    "wants": [{"skill": NEW_SKILL, "level": 1}],
                 },
             )
-            learners = [
-                register(
-                    client,
-                    f"learner{n}",
-                    {
-                        "languages": ENGLISH,
-                        "wants": [{"skill": "wikifunctions-editing", "level": 1}],
-                    },
-                )
-                for n in range(3)
-            ]
+            for n in range(3)
+        ]
 
-            on_every_worker(base, coordinator, "skills", figures(1, 2, 3, 0, 0))
+        on_every_worker(base, coordinator, "skills", figures(1, 2, 3, 0, 0))
 
-            # A learner asks and the mentor accepts at once; the coordinator reloads.
-            me = client.get("/api/v1/me", headers=mentor).json()
-            asked = client.post(
-                "/api/v1/exchanges",
-                json={"mentor_id": me["id"], "skill": "wikifunctions-editing"},
-                headers=learners[0],
-            )
-            assert asked.status_code == 201, asked.text
-            accepted = client.post(f"/api/v1/exchanges/{asked.json()['id']}/accept", headers=mentor)
-            assert accepted.status_code == 200, accepted.text
-            on_every_worker(base, coordinator, "skills", figures(1, 1, 3, 1, 1))
-            on_every_worker(
-                base,
-                coordinator,
-                "funnel",
-                lambda a: [s["count"] for s in a["stages"]][:3] == [1, 1, 1],
-            )
-            on_every_worker(
-                base, coordinator, "overview", lambda a: a["exchanges"]["accepted"] == 1
-            )
-    finally:
-        engine.dispose()
+        # A learner asks and the mentor accepts at once; the coordinator reloads.
+        me = client.get("/api/v1/me", headers=mentor).json()
+        asked = client.post(
+            "/api/v1/exchanges",
+            json={"mentor_id": me["id"], "skill": NEW_SKILL},
+            headers=learners[0],
+        )
+        assert asked.status_code == 201, asked.text
+        accepted = client.post(f"/api/v1/exchanges/{asked.json()['id']}/accept", headers=mentor)
+        assert accepted.status_code == 200, accepted.text
+        on_every_worker(base, coordinator, "skills", figures(1, 1, 3, 1, 1))
+        on_every_worker(
+            base,
+            coordinator,
+            "funnel",
+            lambda a: [s["count"] for s in a["stages"]][:3] == [1, 1, 1],
+        )
+        on_every_worker(base, coordinator, "overview", lambda a: a["exchanges"]["accepted"] == 1)
