@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import format_datetime
 from typing import Annotated, Any, Literal
@@ -13,7 +14,7 @@ from fastapi.responses import Response
 from capex.api.deps import Coordinator, SettingsDep, StatsDep
 from capex.config import Settings
 from capex.errors import Invalid, field_error
-from capex.schemas.common import Problem
+from capex.schemas.common import Problem, Schema
 from capex.schemas.profiles import LanguageCode, Region
 from capex.schemas.skills import SkillId
 from capex.schemas.stats import (
@@ -160,8 +161,19 @@ def _accepted(request: Request) -> Format:
     return max(choices)[2] if choices else "json"
 
 
-def _rendered(asked: Asked, tables: list[Table], table: str | None, model: Any) -> Any:
-    """The answer in the format asked for; ``model`` is the JSON answer."""
+def _rendered(
+    asked: Asked,
+    answer: Any,
+    tables: Callable[[Any], list[Table]],
+    model: type[Schema],
+    table: str | None = None,
+) -> Response:
+    """The answer in the format asked for: JSON as ``model``, or ``table`` (by default the
+    first) of its ``tables`` as CSV or open data."""
+    return _response(asked, tables(answer), table, model.model_validate(answer))
+
+
+def _response(asked: Asked, tables: list[Table], table: str | None, model: Any) -> Response:
     as_of = format_datetime(model.as_of, usegmt=True)
     if asked.format == "json":
         return Response(
@@ -193,12 +205,7 @@ def _rendered(asked: Asked, tables: list[Table], table: str | None, model: Any) 
 def read_overview(asked: AskedDep, source: StatsDep) -> Any:
     """The headline figures: people, exchanges by state, rates, response time."""
     answer = source.overview(asked.query)
-    return _rendered(
-        asked,
-        stats_tables.overview_tables(answer),
-        None,
-        OverviewRead.model_validate(answer),
-    )
+    return _rendered(asked, answer, stats_tables.overview_tables, OverviewRead)
 
 
 @router.get("/skills", response_model=SkillStatsRead, responses=_RESPONSES)
@@ -211,9 +218,7 @@ def read_skills(
 ) -> Any:
     """Supply and demand per skill (or root area), the largest gap first, with exchanges."""
     answer = source.skills(asked.query, level=level)
-    return _rendered(
-        asked, stats_tables.skill_tables(answer), None, SkillStatsRead.model_validate(answer)
-    )
+    return _rendered(asked, answer, stats_tables.skill_tables, SkillStatsRead)
 
 
 @router.get("/funnel", response_model=FunnelRead, responses=_RESPONSES)
@@ -228,9 +233,10 @@ def read_funnel(
     answer = source.funnel(asked.query)
     return _rendered(
         asked,
-        stats_tables.funnel_tables(answer),
+        answer,
+        stats_tables.funnel_tables,
+        FunnelRead,
         {"stages": "funnel", "lost": "funnel_lost"}[table],
-        FunnelRead.model_validate(answer),
     )
 
 
@@ -242,30 +248,21 @@ def read_timeline(
 ) -> Any:
     """Volunteers joining and exchanges moving, per month or ISO week, oldest first."""
     answer = source.timeline(asked.query, interval=interval)
-    return _rendered(
-        asked, stats_tables.timeline_tables(answer), None, TimelineRead.model_validate(answer)
-    )
+    return _rendered(asked, answer, stats_tables.timeline_tables, TimelineRead)
 
 
 @router.get("/regions", response_model=RegionStatsRead, responses=_RESPONSES)
 def read_regions(asked: AskedDep, source: StatsDep) -> Any:
     """People and exchanges per region; a learner's region for their exchanges."""
     answer = source.regions(asked.query)
-    return _rendered(
-        asked, stats_tables.region_tables(answer), None, RegionStatsRead.model_validate(answer)
-    )
+    return _rendered(asked, answer, stats_tables.region_tables, RegionStatsRead)
 
 
 @router.get("/languages", response_model=LanguageStatsRead, responses=_RESPONSES)
 def read_languages(asked: AskedDep, source: StatsDep) -> Any:
     """People and exchanges per language, and the learners no mentor speaking it can teach."""
     answer = source.languages(asked.query)
-    return _rendered(
-        asked,
-        stats_tables.language_tables(answer),
-        None,
-        LanguageStatsRead.model_validate(answer),
-    )
+    return _rendered(asked, answer, stats_tables.language_tables, LanguageStatsRead)
 
 
 @router.get("/mentors", response_model=MentorStatsRead, responses=_RESPONSES)
@@ -280,9 +277,4 @@ def read_mentors(
 ) -> Any:
     """Mentors by load, the requests waiting longest, and the mentors who complete most."""
     answer = source.mentors(asked.query, limit=limit)
-    return _rendered(
-        asked,
-        stats_tables.mentor_tables(answer),
-        f"mentors_{table}",
-        MentorStatsRead.model_validate(answer),
-    )
+    return _rendered(asked, answer, stats_tables.mentor_tables, MentorStatsRead, f"mentors_{table}")
