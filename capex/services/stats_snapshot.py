@@ -32,7 +32,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -444,6 +444,9 @@ def _read_tables(
     exchanges: dict[str, Any]
     if tables is None:
         exchanges = {name: column.copy() for name, column in values.items()}
+    elif len(changes) == 0:
+        # Nothing changed: the very same arrays, so that what derives from them is kept.
+        exchanges = {name: getattr(tables, name) for name in values}
     else:
         at = _IdIndex(tables.e_id).positions(changes[:, 0])
         new = at < 0
@@ -475,6 +478,8 @@ def _read_tables(
     if tables is not None:
         f_columns = {
             name: np.concatenate([getattr(tables, name), column])
+            if len(column)
+            else getattr(tables, name)
             for name, column in f_columns.items()
         }
     result = _Tables(
@@ -523,7 +528,13 @@ class _Sorted:
 
     @classmethod
     def of(cls, answered: Ints, key: Int32s, micros: Ints) -> _Sorted:
-        order = answered[np.lexsort((micros[answered], key[answered]))]
+        keys, times = key[answered].astype(np.int64), micros[answered]
+        if len(times) and times.min() >= 0 and times.max() < 1 << 42 and keys.max() < 1 << 20:
+            # One int64 sort key (response times under 50 days): faster than a lexsort.
+            by = np.argsort((keys << 42) | times)
+        else:
+            by = np.lexsort((times, keys))
+        order = answered[by]
         return cls(order, key[order], micros[order] / US_PER_HOUR)
 
     def medians(self, keep: Bools, size: int) -> dict[int, float]:
@@ -540,12 +551,18 @@ class _Sorted:
 
 @dataclass
 class _Snapshot:
+    """The tables and the arrays and matrices the answers read, derived from them once.
+
+    ``previous``: a snapshot whose exchange-derived arrays are reused if its exchanges are
+    the very same arrays (none changed).
+    """
+
     tables: _Tables
     as_of: datetime
     watermark: datetime  # the database time the next refresh reads changes from
-    derived: dict[str, Any] = field(default_factory=dict)
+    previous: InitVar[_Snapshot | None] = None
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, previous: _Snapshot | None) -> None:
         t = self.tables
         n_v, n_s = len(t.v_id), len(t.taxonomy.ids)
         root = t.taxonomy.root
@@ -592,17 +609,35 @@ class _Snapshot:
             if len(self.pair)
             else np.zeros(speaks.nnz, dtype=bool)
         )
-        # Exchanges.
-        self.has_feedback = np.zeros(len(t.e_id), dtype=bool)
-        self.has_feedback[t.f_exchange] = True
-        answered = np.flatnonzero(t.e_responded != NONE).astype(np.int64)
-        response = np.where(t.e_responded != NONE, t.e_responded - t.e_created, 0)
-        self.by_skill = _Sorted.of(answered, t.e_skill, response)
-        self.by_root = _Sorted.of(answered, root[t.e_skill].astype(np.int32), response)
-        self.by_all = _Sorted.of(answered, np.zeros(len(t.e_id), dtype=np.int32), response)
-        requested = np.flatnonzero(t.e_state == REQUESTED)
-        self.requested = requested[np.lexsort((t.e_id[requested], t.e_created[requested]))]
         self.v_index = _IdIndex(t.v_id)
+        # Exchanges.
+        self.has_feedback: Bools
+        if previous is not None and previous.tables.f_exchange is t.f_exchange:
+            self.has_feedback = previous.has_feedback
+        else:
+            self.has_feedback = np.zeros(len(t.e_id), dtype=bool)
+            self.has_feedback[t.f_exchange] = True
+        self.orders: tuple[_Sorted, _Sorted, _Sorted, Ints]
+        if previous is not None and previous.tables.e_state is t.e_state:
+            self.orders = previous.orders
+        else:
+            self.orders = _orders(t)
+        self.by_skill, self.by_root, self.by_all, self.requested = self.orders
+
+
+def _orders(t: _Tables) -> tuple[_Sorted, _Sorted, _Sorted, Ints]:
+    """Answered exchanges by skill, by area and all together, each by response time; and
+    the stored requests by (created_at, id)."""
+    root = t.taxonomy.root
+    answered = np.flatnonzero(t.e_responded != NONE).astype(np.int64)
+    response = np.where(t.e_responded != NONE, t.e_responded - t.e_created, 0)
+    requested = np.flatnonzero(t.e_state == REQUESTED)
+    return (
+        _Sorted.of(answered, t.e_skill, response),
+        _Sorted.of(answered, root[t.e_skill].astype(np.int32), response),
+        _Sorted.of(answered, np.zeros(len(t.e_id), dtype=np.int32), response),
+        requested[np.lexsort((t.e_id[requested], t.e_created[requested]))],
+    )
 
 
 def _read_snapshot(
@@ -622,7 +657,7 @@ def _read_snapshot(
             raise
         logger.info("statistics snapshot rebuilt: %s", reason)
         fresh = _read_tables(reader, taxonomy, None, None)
-    return _Snapshot(fresh, as_of, started)
+    return _Snapshot(fresh, as_of, started, previous)
 
 
 # -- the answers ---------------------------------------------------------------------------
