@@ -1105,14 +1105,17 @@ class StatsIndex:
         return self.max_age <= timedelta(0) or self.clock() - snapshot.as_of >= self.max_age
 
     def start(self) -> None:
-        """Refresh every ``max_age_seconds / 2`` in a daemon thread (none for ``0``)."""
+        """Build the snapshot now and refresh it every ``max_age_seconds / 2``, in a daemon
+        thread (none for ``0``: every answer refreshes)."""
         if self._thread is not None or self.max_age <= timedelta(0):
             return
         self._stop.clear()
         interval = self.max_age.total_seconds() / 2
 
         def run() -> None:
-            while not self._stop.wait(interval):
+            wait = 0.0  # the first build at once, so that the first answer need not wait
+            while not self._stop.wait(wait):
+                wait = interval
                 try:
                     self.refresh()
                 except Exception:
