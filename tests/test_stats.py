@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from capex.config import Settings
 from capex.errors import Invalid
@@ -26,6 +26,7 @@ from capex.models import (
 )
 from capex.services import exchanges, stats
 from capex.services.stats import StatsFilter, StatsQuery
+from capex.services.stats_snapshot import StatsIndex
 from capex.vocabulary import ExchangeAction, ExchangeState, Side
 from tests import stats_reference as reference
 from tests.factories import make_volunteer
@@ -346,9 +347,21 @@ FILTERS = {
 }
 
 
-def every_answer(session: Session, settings: Settings, f: StatsFilter) -> dict[str, Any]:
+SOURCES = ("sql", "snapshot")
+
+
+def make_source(
+    kind: str, session_factory: sessionmaker[Session], settings: Settings
+) -> stats.StatsSource:
+    """The SQL answers, or a snapshot that reads the database afresh on every answer."""
+    if kind == "sql":
+        return stats.SqlStats(session_factory)
+    return StatsIndex(session_factory, settings, max_age_seconds=0, clock=clock)
+
+
+def every_answer(source: stats.StatsSource, settings: Settings, f: StatsFilter) -> dict[str, Any]:
     def taken(name: str, **options: Any) -> Any:
-        answer = getattr(stats, name)(session, StatsQuery(settings, f, clock), **options)
+        answer = getattr(source, name)(StatsQuery(settings, f, clock), **options)
         assert answer.as_of == NOW
         return plain(answer)
 
@@ -380,27 +393,38 @@ def every_reference(session: Session, settings: Settings, f: StatsFilter) -> dic
     }
 
 
+@pytest.mark.parametrize("kind", SOURCES)
 @HYPOTHESIS
 @given(history=history_strategy)
-def test_every_answer_equals_the_reference(session: Session, settings: Settings, history) -> None:
+def test_every_answer_equals_the_reference(
+    session: Session, session_factory: sessionmaker[Session], settings: Settings, kind, history
+) -> None:
     def check() -> None:
+        source = make_source(kind, session_factory, settings)
         expected = every_reference(session, settings, StatsFilter())
-        assert expected == every_answer(session, settings, StatsFilter())
+        assert expected == every_answer(source, settings, StatsFilter())
 
     within_history(session, history, check)
 
 
+@pytest.mark.parametrize("kind", SOURCES)
 @pytest.mark.parametrize("name", FILTERS)
 @hypothesis_settings(HYPOTHESIS, max_examples=10)
 @given(history=history_strategy)
 def test_every_answer_under_a_filter_equals_the_reference(
-    session: Session, settings: Settings, name: str, history
+    session: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    kind: str,
+    name: str,
+    history,
 ) -> None:
     f = FILTERS[name]
 
     def check() -> None:
+        source = make_source(kind, session_factory, settings)
         expected = every_reference(session, settings, f)
-        assert expected == every_answer(session, settings, f)
+        assert expected == every_answer(source, settings, f)
 
     within_history(session, history, check)
 

@@ -1,0 +1,224 @@
+"""StatsIndex on both databases: the snapshot follows the database after a refresh, an
+answer is never older than ``max_age_seconds``, and its figures are those of its ``as_of``.
+
+That every answer equals the reference on random histories is checked in test_stats.py,
+for StatsIndex as for the SQL answers; here each change is also checked against a
+snapshot built afresh, so that an incremental refresh is seen to equal a full build.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from capex.config import Settings
+from capex.errors import Invalid
+from capex.models import Volunteer
+from capex.models.base import utcnow
+from capex.schemas.profiles import ProfileUpdate
+from capex.services import accounts, exchanges, profiles
+from capex.services.stats import StatsFilter, StatsQuery
+from capex.services.stats_snapshot import StatsIndex
+from capex.vocabulary import ExchangeAction, ExchangeState
+from tests.factories import make_volunteer
+
+LUA = [{"skill": "lua", "level": 3}]
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(utcnow())
+
+
+@pytest.fixture
+def index(session_factory: sessionmaker[Session], settings: Settings, clock: Clock) -> StatsIndex:
+    return StatsIndex(session_factory, settings, max_age_seconds=60, clock=clock)
+
+
+def every_answer(index: StatsIndex, query: StatsQuery) -> dict[str, Any]:
+    return {
+        "overview": index.overview(query),
+        "skills": index.skills(query),
+        "areas": index.skills(query, level="area"),
+        "funnel": index.funnel(query),
+        "weeks": index.timeline(query, interval="week"),
+        "months": index.timeline(query),
+        "regions": index.regions(query),
+        "languages": index.languages(query),
+        "mentors": index.mentors(query, limit=5),
+    }
+
+
+def assert_as_a_fresh_build(
+    index: StatsIndex, session_factory: sessionmaker[Session], settings: Settings, clock: Clock
+) -> None:
+    """The refreshed snapshot answers as one built from nothing at the same time does."""
+    fresh = StatsIndex(session_factory, settings, max_age_seconds=60, clock=clock)
+    for f in (StatsFilter(), StatsFilter(area="technology", language="en")):
+        query = StatsQuery(settings, f)
+        assert every_answer(index, query) == every_answer(fresh, query)
+
+
+def lua(index: StatsIndex, settings: Settings) -> dict[str, int]:
+    row = next(row for row in index.skills(StatsQuery(settings)).items if row.skill == "lua")
+    return {"offered": row.offered, "open_slots": row.open_slots, "requested": row.requested}
+
+
+def test_a_request_and_an_accept_show_after_a_refresh(
+    session: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    index: StatsIndex,
+    clock: Clock,
+) -> None:
+    mentor = make_volunteer(session, "mentor", offers=LUA, mentor_capacity=2)
+    learner = make_volunteer(session, "learner", wants=LUA)
+    assert lua(index, settings) == {"offered": 1, "open_slots": 2, "requested": 0}
+
+    made = exchanges.request(session, settings, learner, mentor_id=mentor.id, skill="lua")
+    # Not yet: the snapshot is younger than max_age and answers as it was.
+    assert lua(index, settings)["requested"] == 0
+    index.refresh()
+    assert lua(index, settings) == {"offered": 1, "open_slots": 2, "requested": 1}
+    waiting = index.mentors(StatsQuery(settings)).waiting_requests
+    assert [(w.exchange_id, w.mentor.username, w.skill) for w in waiting] == [
+        (made.exchange.id, "mentor", "lua")
+    ]
+
+    exchanges.apply(session, settings, made.exchange.id, ExchangeAction.ACCEPT, mentor)
+    index.refresh()
+    assert lua(index, settings) == {"offered": 1, "open_slots": 1, "requested": 1}
+    overview = index.overview(StatsQuery(settings))
+    assert overview.exchanges[ExchangeState.ACCEPTED] == 1
+    assert overview.requests_waiting == 0
+    load = index.mentors(StatsQuery(settings)).load
+    assert [(row.accepted_now, row.mentors) for row in load] == [(0, 0), (1, 1)]
+    assert_as_a_fresh_build(index, session_factory, settings, clock)
+
+
+def test_a_profile_change_that_makes_a_mentor_shows_after_a_refresh(
+    session: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    index: StatsIndex,
+    clock: Clock,
+) -> None:
+    make_volunteer(session, "learner", wants=LUA, languages=[{"code": "fr", "level": 5}])
+    teacher = make_volunteer(session, "teacher", mentor_capacity=0)
+    before = index.overview(StatsQuery(settings))
+    assert (before.mentors, before.learners) == (0, 1)
+    assert [row.waiting_learners for row in index.regions(StatsQuery(settings)).items] == [1]
+
+    update = {"offers": LUA, "mentor_capacity": 1, "languages": [{"code": "fr-CA", "level": 4}]}
+    profiles.save_profile(session, teacher.id, ProfileUpdate.model_validate(update))
+    session.flush()
+    index.refresh()
+    after = index.overview(StatsQuery(settings))
+    assert (after.mentors, after.mentors_with_open_slots) == (1, 1)
+    assert [row.waiting_learners for row in index.regions(StatsQuery(settings)).items] == [0]
+    french = index.languages(StatsQuery(settings, StatsFilter(language="fr"))).items
+    assert [(row.language, row.mentors, row.waiting_learners) for row in french] == [("fr", 1, 0)]
+    assert_as_a_fresh_build(index, session_factory, settings, clock)
+
+
+def test_a_deactivation_shows_after_a_refresh(
+    session: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    index: StatsIndex,
+    clock: Clock,
+) -> None:
+    mentor = make_volunteer(session, "mentor", offers=LUA, mentor_capacity=1)
+    learner = make_volunteer(session, "learner", wants=LUA)
+    exchanges.request(session, settings, learner, mentor_id=mentor.id, skill="lua")
+    assert index.overview(StatsQuery(settings)).mentors == 1
+
+    accounts.deactivate(session, settings, session.get_one(Volunteer, mentor.id))
+    index.refresh()
+    overview = index.overview(StatsQuery(settings))
+    assert (overview.volunteers, overview.mentors) == (1, 0)
+    # Deactivating cancelled the open request.
+    assert overview.exchanges[ExchangeState.CANCELLED] == 1
+    assert index.funnel(StatsQuery(settings)).lost[ExchangeState.CANCELLED] == 1
+    assert_as_a_fresh_build(index, session_factory, settings, clock)
+
+
+def test_an_answer_is_never_older_than_max_age(
+    session: Session, settings: Settings, index: StatsIndex, clock: Clock
+) -> None:
+    taken = clock.at
+    assert index.overview(StatsQuery(settings)).as_of == taken
+    make_volunteer(session, "newcomer")
+    clock.at = taken + timedelta(seconds=59)
+    # Within max_age: the same snapshot, as of when it was taken.
+    overview = index.overview(StatsQuery(settings))
+    assert (overview.as_of, overview.volunteers) == (taken, 0)
+    clock.at = taken + timedelta(seconds=60)
+    # Older than that: refreshed before answering, without being told.
+    overview = index.overview(StatsQuery(settings))
+    assert (overview.as_of, overview.volunteers) == (clock.at, 1)
+
+
+def test_every_answer_says_the_snapshot_time_and_counts_as_of_it(
+    session: Session, settings: Settings, index: StatsIndex, clock: Clock
+) -> None:
+    mentor = make_volunteer(session, "mentor", offers=LUA)
+    learner = make_volunteer(session, "learner", wants=LUA)
+    made = exchanges.request(session, settings, learner, mentor_id=mentor.id, skill="lua").exchange
+    ttl = timedelta(days=settings.request_ttl_days)
+    # Ten seconds before the request expires; then twenty seconds on, within max_age.
+    taken = clock.at = made.created_at + ttl - timedelta(seconds=10)
+    index.refresh()
+    clock.at = taken + timedelta(seconds=20)
+    answers = every_answer(index, StatsQuery(settings))
+    assert {answer.as_of for answer in answers.values()} == {taken}
+    assert answers["overview"].requests_waiting == 1
+    (waiting,) = answers["mentors"].waiting_requests
+    assert waiting.waiting_days == round((ttl - timedelta(seconds=10)).total_seconds() / 86400, 2)
+    index.refresh()
+    overview = index.overview(StatsQuery(settings))
+    assert overview.as_of == clock.at
+    assert (overview.requests_waiting, overview.exchanges[ExchangeState.EXPIRED]) == (0, 1)
+
+
+def test_deleted_rows_mean_a_full_rebuild(
+    session: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    index: StatsIndex,
+    clock: Clock,
+) -> None:
+    make_volunteer(session, "stays", offers=LUA)
+    nested = session.begin_nested()
+    session.add(accounts.new_volunteer("goes", "goes@example.org", "x", display_name="Goes"))
+    session.flush()
+    index.refresh()
+    assert index.overview(StatsQuery(settings)).volunteers == 2
+    nested.rollback()
+    index.refresh()
+    assert index.overview(StatsQuery(settings)).volunteers == 1
+    assert_as_a_fresh_build(index, session_factory, settings, clock)
+
+
+def test_an_unknown_area_level_or_interval_is_refused(
+    settings: Settings, index: StatsIndex
+) -> None:
+    with pytest.raises(Invalid, match="root skill"):
+        index.overview(StatsQuery(settings, StatsFilter(area="lua")))
+    with pytest.raises(Invalid, match="level"):
+        index.skills(StatsQuery(settings), level="galaxy")
+    with pytest.raises(Invalid, match="interval"):
+        index.timeline(StatsQuery(settings), interval="decade")
