@@ -186,7 +186,8 @@ def stats_export(
     from capex.db import open_database
     from capex.schemas.profiles import LanguageCode, Region
     from capex.services import stats_tables
-    from capex.services.stats import SqlStats, StatsFilter, StatsQuery
+    from capex.services.stats import StatsFilter, StatsQuery
+    from capex.services.stats_snapshot import StatsIndex
     from capex.services.tables import to_csv, to_tab
 
     if format not in ("csv", "tab"):
@@ -214,7 +215,9 @@ def stats_export(
     try:
         with open_database(settings.database_url) as sessions:
             query = StatsQuery(settings, filters)
-            export = stats_tables.every_table(SqlStats(sessions), query)
+            # One snapshot for every table: the same as_of, and a second instead of minutes.
+            snapshot = StatsIndex(sessions, settings, max_age_seconds=3600)
+            export = stats_tables.every_table(snapshot, query)
     except CapexError as error:
         raise _fail(error.detail) from error
     sources = f"capex statistics as of {export.as_of.isoformat()}"

@@ -275,7 +275,7 @@ EXPORTED = {
 }
 
 
-def test_stats_export_writes_every_table_with_the_service_figures(migrated_database, tmp_path):
+def test_stats_export_writes_every_table_with_the_service_figures(empty_database, tmp_path):
     import csv
 
     from capex.services import stats

@@ -38,7 +38,7 @@ from capex.config import Settings, SettingsError, get_settings
 from capex.db import make_engine, make_session_factory
 from capex.services import maintenance
 from capex.services.matches import MatchingService
-from capex.services.stats import SqlStats
+from capex.services.stats_snapshot import StatsIndex
 from capex.web import routes as web_routes
 
 API_PREFIX = "/api/v1"
@@ -81,9 +81,13 @@ def create_app(
             tasks.append(asyncio.create_task(work))
         if app.state.settings.warm_matching_index:
             tasks.append(asyncio.create_task(asyncio.to_thread(app.state.matching.index)))
+        if app.state.settings.periodic_tasks:
+            # The statistics snapshot: built now, then refreshed within its maximum age.
+            app.state.stats.start()
         try:
             yield
         finally:
+            await asyncio.to_thread(app.state.stats.stop)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -104,7 +108,9 @@ def create_app(
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.matching = MatchingService(app.state.session_factory)
-    app.state.stats = SqlStats(app.state.session_factory)
+    app.state.stats = StatsIndex(
+        app.state.session_factory, settings, max_age_seconds=settings.stats_max_age_seconds
+    )
     problems.install(app)
     for module in (auth, me, matches, notifications, volunteers, skills, exchanges, stats):
         app.include_router(module.router, prefix=API_PREFIX)

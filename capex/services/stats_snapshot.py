@@ -612,7 +612,13 @@ class _Snapshot:
         self.v_index = _IdIndex(t.v_id)
         # Exchanges.
         self.has_feedback: Bools
-        if previous is not None and previous.tables.f_exchange is t.f_exchange:
+        # Reused only while neither the feedback nor the exchanges changed: a new exchange
+        # lengthens the array even when no feedback came.
+        if (
+            previous is not None
+            and previous.tables.f_exchange is t.f_exchange
+            and previous.tables.e_id is t.e_id
+        ):
             self.has_feedback = previous.has_feedback
         else:
             self.has_feedback = np.zeros(len(t.e_id), dtype=bool)
