@@ -12,6 +12,8 @@ Beside it, in the same run and in-process:
   counted in one plain pass (Counters; regions and languages left out: their obvious pass
   is a mentor search per learner). Its time is the load plus the counting, as an app that
   loads on each request would spend;
+- *the snapshot* the server answers from (``StatsIndex``), on its own: a full build, the
+  memory it holds, and a refresh with nothing new and after 1,000 exchanges changed;
 - *SQL per call*: the same answers aggregated by the database on each call
   (``capex.services.stats.SqlStats``, the module's SQL), one call each.
 
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,6 +57,7 @@ from capex.models import Exchange, Feedback, SkillOffer, SkillWant, Volunteer  #
 from capex.models.base import utcnow  # noqa: E402
 from capex.services import accounts  # noqa: E402
 from capex.services.stats import SqlStats, StatsFilter, StatsQuery  # noqa: E402
+from capex.services.stats_snapshot import StatsIndex  # noqa: E402
 from capex.vocabulary import Role  # noqa: E402
 
 TARGET_MS = 200.0
@@ -89,6 +93,7 @@ class DatabaseReport:
     naive_load_seconds: float = 0.0
     naive_ms: dict[str, float] = field(default_factory=dict)
     sql_ms: dict[str, float] = field(default_factory=dict)
+    snapshot: dict[str, float] = field(default_factory=dict)
 
 
 @contextmanager
@@ -165,6 +170,37 @@ def measure_http(base: str, token: str, requests: int) -> list[Measurement]:
             )
             measurements.append(measurement)
     return measurements
+
+
+def measure_snapshot(url: str) -> dict[str, float]:
+    """The snapshot on its own, in-process: a full build, a refresh with nothing new, and a
+    refresh after 1,000 exchanges changed; the memory the build took."""
+    settings = Settings(database_url=url)
+    figures = {}
+    with open_database(url) as sessions:
+        index = StatsIndex(sessions, settings)
+        tracemalloc.start()
+        started = time.perf_counter()
+        index.refresh()
+        figures["build_s"] = time.perf_counter() - started
+        figures["held_mb"] = tracemalloc.get_traced_memory()[0] / 1e6
+        tracemalloc.stop()
+        started = time.perf_counter()
+        index.refresh()
+        figures["refresh_unchanged_s"] = time.perf_counter() - started
+        with session_scope(sessions, write=True) as session:
+            # 1,000 exchanges touched, as 1,000 transitions would stamp them.
+            session.execute(update(Exchange).where(Exchange.id <= 1000).values(updated_at=utcnow()))
+        started = time.perf_counter()
+        index.refresh()
+        figures["refresh_1000_s"] = time.perf_counter() - started
+    print(
+        f"  snapshot: build {figures['build_s']:.1f} s holding {figures['held_mb']:.0f} MB; "
+        f"refresh {figures['refresh_unchanged_s'] * 1000:.0f} ms unchanged, "
+        f"{figures['refresh_1000_s'] * 1000:.0f} ms after 1,000 changed exchanges",
+        flush=True,
+    )
+    return figures
 
 
 def measure_sql(url: str) -> dict[str, float]:
@@ -303,6 +339,7 @@ def run_database(kind: str, args: argparse.Namespace) -> DatabaseReport:
         with server(url, {"CAPEX_WARM_MATCHING_INDEX": "false"}) as base:
             token = coordinator_token(url, base)
             report = DatabaseReport(kind, seconds, measure_http(base, token, args.requests))
+        report.snapshot = measure_snapshot(url)
         if not args.skip_sql:
             report.sql_ms = measure_sql(url)
         if not args.skip_naive:
@@ -316,11 +353,20 @@ def print_report(reports: list[DatabaseReport], args: argparse.Namespace) -> Non
         f"exchanges, {args.requests} timed requests per call after the first; "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
     )
-    print("\n| database | load (capex demo) | naive: every row into Python |")
-    print("|---|---:|---:|")
+    print(
+        "\n| database | load (capex demo) | snapshot build | held | refresh, nothing new "
+        "| refresh, 1,000 exchanges changed | naive: every row into Python |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for report in reports:
         loaded = f"{report.load_seconds:.0f} s" if report.load_seconds else "(reused)"
-        print(f"| {report.database} | {loaded} | {report.naive_load_seconds:.1f} s |")
+        snap = report.snapshot
+        print(
+            f"| {report.database} | {loaded} | {snap['build_s']:.1f} s | {snap['held_mb']:.0f} MB "
+            f"| {snap['refresh_unchanged_s'] * 1000:.0f} ms "
+            f"| {snap['refresh_1000_s'] * 1000:.0f} ms "
+            f"| {report.naive_load_seconds:.1f} s |"
+        )
     print(
         "\n| database | call | first ms | median ms | p95 ms | SQL per call ms | naive ms "
         "| naive/median | target |"
