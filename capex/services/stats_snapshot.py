@@ -611,12 +611,8 @@ class _Snapshot:
         )
         self.v_index = _IdIndex(t.v_id)
         # Exchanges.
-        self.has_feedback: Bools
-        if previous is not None and previous.tables.f_exchange is t.f_exchange:
-            self.has_feedback = previous.has_feedback
-        else:
-            self.has_feedback = np.zeros(len(t.e_id), dtype=bool)
-            self.has_feedback[t.f_exchange] = True
+        self.has_feedback = np.zeros(len(t.e_id), dtype=bool)
+        self.has_feedback[t.f_exchange] = True
         self.orders: tuple[_Sorted, _Sorted, _Sorted, Ints]
         if previous is not None and previous.tables.e_state is t.e_state:
             self.orders = previous.orders
