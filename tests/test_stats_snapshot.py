@@ -8,6 +8,7 @@ snapshot built afresh, so that an incremental refresh is seen to equal a full bu
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from capex import migrate
 from capex.config import Settings
+from capex.db import open_database, session_scope
 from capex.errors import CapexError, Invalid
 from capex.models import Exchange, SkillOffer, Volunteer
 from capex.models.base import utcnow
@@ -27,6 +30,7 @@ from capex.services import accounts, exchanges, profiles
 from capex.services.stats import StatsFilter, StatsQuery
 from capex.services.stats_snapshot import StatsIndex
 from capex.vocabulary import ExchangeAction, ExchangeState
+from tests.conftest import settings_for
 from tests.factories import make_volunteer
 from tests.test_stats import HYPOTHESIS, SKILLS, build, history_strategy
 
@@ -197,6 +201,27 @@ def test_every_answer_says_the_snapshot_time_and_counts_as_of_it(
     overview = index.overview(StatsQuery(settings))
     assert overview.as_of == clock.at
     assert (overview.requests_waiting, overview.exchanges[ExchangeState.EXPIRED]) == (0, 1)
+
+
+def test_the_background_thread_keeps_the_snapshot_fresh(live_database: str) -> None:
+    # A database of its own: the refresher thread must not share the tests' connection.
+    migrate.upgrade(live_database)
+    settings = settings_for(live_database)
+    with open_database(live_database) as factory:
+        # The clock stands still: answers never find the snapshot old, only the thread
+        # (every max_age / 2 of real time) refreshes it.
+        index = StatsIndex(factory, settings, max_age_seconds=0.2, clock=Clock(utcnow()))
+        index.start()
+        try:
+            assert index.overview(StatsQuery(settings)).volunteers == 0
+            with session_scope(factory) as session:
+                make_volunteer(session, "newcomer")
+            deadline = time.monotonic() + 10
+            while index.overview(StatsQuery(settings)).volunteers == 0:
+                assert time.monotonic() < deadline, "the refresher never saw the newcomer"
+                time.sleep(0.02)
+        finally:
+            index.stop()
 
 
 def test_deleted_rows_mean_a_full_rebuild(
