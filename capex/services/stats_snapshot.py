@@ -1059,7 +1059,9 @@ class StatsIndex:
     session_factory : sessionmaker
         Where the snapshot is read from.
     settings : Settings
-        The request TTL that decides which requests count as expired.
+        The application's settings. (Which requests count as expired follows each query's
+        ``settings.request_ttl_days``, as in the SQL answers: the snapshot stores states,
+        not expiries.)
     max_age_seconds : float, default 60
         How old an answer's figures may be.
     clock : callable, default utcnow
