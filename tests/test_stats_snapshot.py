@@ -26,7 +26,7 @@ from capex.errors import CapexError, Invalid
 from capex.models import Exchange, SkillOffer, Volunteer
 from capex.models.base import utcnow
 from capex.schemas.profiles import ProfileUpdate
-from capex.services import accounts, exchanges, profiles
+from capex.services import accounts, exchanges, profiles, stats_snapshot
 from capex.services.stats import StatsFilter, StatsQuery
 from capex.services.stats_snapshot import StatsIndex
 from capex.vocabulary import ExchangeAction, ExchangeState
@@ -222,6 +222,29 @@ def test_the_background_thread_keeps_the_snapshot_fresh(live_database: str) -> N
                 time.sleep(0.02)
         finally:
             index.stop()
+
+
+def test_many_changed_profiles_are_read_again_in_full(
+    session: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    index: StatsIndex,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mentor = make_volunteer(session, "mentor", offers=LUA, languages=[{"code": "en", "level": 5}])
+    make_volunteer(session, "learner", wants=LUA)
+    index.refresh()
+    # More changed volunteers than this: every offer, want and language is read again.
+    monkeypatch.setattr(stats_snapshot, "MANY_CHANGED", 0)
+    update = {"offers": [], "wants": LUA, "languages": [{"code": "pt-BR", "level": 3}]}
+    profiles.save_profile(session, mentor.id, ProfileUpdate.model_validate(update))
+    session.flush()
+    index.refresh()
+    overview = index.overview(StatsQuery(settings))
+    assert (overview.mentors, overview.learners) == (0, 2)
+    assert [row.language for row in index.languages(StatsQuery(settings)).items] == ["pt"]
+    assert_as_a_fresh_build(index, session_factory, settings, clock)
 
 
 def test_deleted_rows_mean_a_full_rebuild(
