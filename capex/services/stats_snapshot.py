@@ -159,11 +159,7 @@ class _Taxonomy:
     names: list[str]
     index: dict[str, int]
     root: Int32s  # per skill, the index of its root skill
-    version: tuple[int, Any]
-
-    @property
-    def roots(self) -> list[int]:
-        return [k for k in range(len(self.ids)) if self.root[k] == k]
+    version: tuple[int, Any]  # (count, latest updated_at): a change means a full rebuild
 
 
 def _read_taxonomy(session: Session) -> _Taxonomy:
@@ -185,9 +181,10 @@ def _read_taxonomy(session: Session) -> _Taxonomy:
 class _Tables:
     """The columns the figures need, as read (plus what the refreshes merged in).
 
-    Volunteers and exchanges are rows in the order first read; ``*_ids`` give their ids,
-    and the exchanges' learner and mentor, the feedback's subject and exchange, are row
-    positions.
+    Volunteers and exchanges are rows in the order first read (``v_id``, ``e_id`` give
+    their ids); the exchanges' learner and mentor, and the feedback's subject and exchange,
+    are rows. Timestamps are microseconds since the epoch, ``NONE`` when unset; states are
+    indices in ``STATES``; skills, regions, languages and codes indices in their lists.
     """
 
     taxonomy: _Taxonomy
@@ -240,22 +237,19 @@ class _Vocabulary:
         return found
 
 
-def _positions(sorted_ids: Ints, order: Ints, ids: Ints) -> Ints:
-    """Row positions of ``ids`` (-1 for unknown ones), given ids sorted by ``order``."""
-    if len(sorted_ids) == 0:
-        return np.full(len(ids), -1, dtype=np.int64)
-    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-    found = sorted_ids[at] == ids
-    return np.where(found, order[at], -1)
-
-
 class _IdIndex:
+    """Row positions by id, for ids in any order."""
+
     def __init__(self, ids: Ints) -> None:
         self.order = np.argsort(ids, kind="stable").astype(np.int64)
         self.sorted = ids[self.order]
 
     def positions(self, ids: Ints) -> Ints:
-        return _positions(self.sorted, self.order, ids)
+        """The row of each of ``ids``, -1 for those not held."""
+        if len(self.sorted) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.sorted, ids), len(self.sorted) - 1)
+        return np.where(self.sorted[at] == ids, self.order[at], -1)
 
 
 class _Reader:
@@ -594,7 +588,6 @@ class _Snapshot:
         self.open_slots = t.v_capacity - t.v_accepted
         # Who can take a learner now: an active mentor with an open slot.
         available = t.v_active & (t.v_accepted < t.v_capacity)
-        self.available = available
         # Per want (v, s): does another available mentor offer s? (The learner is no mentor
         # of themselves: their own offer of s, if they are available, is taken off.)
         w = self.wants.tocoo()
@@ -625,7 +618,6 @@ class _Snapshot:
             if len(self.pair)
             else np.zeros(speaks.nnz, dtype=bool)
         )
-        self.v_index = _IdIndex(t.v_id)
         # Exchanges.
         self.has_feedback = np.zeros(len(t.e_id), dtype=bool)
         self.has_feedback[t.f_exchange] = True
