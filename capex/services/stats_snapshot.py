@@ -131,9 +131,24 @@ def _epoch_us(column: Any, dialect: str) -> Any:
     return func.coalesce(micros, int(NONE))
 
 
+def _raw_rows(session: Session, statement: Any) -> list[tuple[Any, ...]]:
+    """The rows of a ``statement`` of plain SQL values, as the driver's tuples.
+
+    A million rows through the ORM's result objects take seconds more; these columns need
+    no result processing (ints and text computed in SQL).
+    """
+    result = session.connection().execute(statement)
+    try:
+        cursor = result.cursor
+        assert cursor is not None
+        return list(cursor.fetchall())
+    finally:
+        result.close()
+
+
 def _int_rows(session: Session, statement: Any, width: int) -> Ints:
     """The rows of an all-integer ``statement`` as one (n, width) int64 array."""
-    rows = session.execute(statement).all()
+    rows = _raw_rows(session, statement)
     flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=len(rows) * width)
     return flat.reshape(len(rows), width)
 
@@ -144,11 +159,7 @@ class _Taxonomy:
     names: list[str]
     index: dict[str, int]
     root: Int32s  # per skill, the index of its root skill
-    version: tuple[int, Any]
-
-    @property
-    def roots(self) -> list[int]:
-        return [k for k in range(len(self.ids)) if self.root[k] == k]
+    version: tuple[int, Any]  # (count, latest updated_at): a change means a full rebuild
 
 
 def _read_taxonomy(session: Session) -> _Taxonomy:
@@ -170,9 +181,10 @@ def _read_taxonomy(session: Session) -> _Taxonomy:
 class _Tables:
     """The columns the figures need, as read (plus what the refreshes merged in).
 
-    Volunteers and exchanges are rows in the order first read; ``*_ids`` give their ids,
-    and the exchanges' learner and mentor, the feedback's subject and exchange, are row
-    positions.
+    Volunteers and exchanges are rows in the order first read (``v_id``, ``e_id`` give
+    their ids); the exchanges' learner and mentor, and the feedback's subject and exchange,
+    are rows. Timestamps are microseconds since the epoch, ``NONE`` when unset; states are
+    indices in ``STATES``; skills, regions, languages and codes indices in their lists.
     """
 
     taxonomy: _Taxonomy
@@ -225,22 +237,19 @@ class _Vocabulary:
         return found
 
 
-def _positions(sorted_ids: Ints, order: Ints, ids: Ints) -> Ints:
-    """Row positions of ``ids`` (-1 for unknown ones), given ids sorted by ``order``."""
-    if len(sorted_ids) == 0:
-        return np.full(len(ids), -1, dtype=np.int64)
-    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-    found = sorted_ids[at] == ids
-    return np.where(found, order[at], -1)
-
-
 class _IdIndex:
+    """Row positions by id, for ids in any order."""
+
     def __init__(self, ids: Ints) -> None:
         self.order = np.argsort(ids, kind="stable").astype(np.int64)
         self.sorted = ids[self.order]
 
     def positions(self, ids: Ints) -> Ints:
-        return _positions(self.sorted, self.order, ids)
+        """The row of each of ``ids``, -1 for those not held."""
+        if len(self.sorted) == 0:
+            return np.full(len(ids), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.sorted, ids), len(self.sorted) - 1)
+        return np.where(self.sorted[at] == ids, self.order[at], -1)
 
 
 class _Reader:
@@ -268,7 +277,7 @@ class _Reader:
             statement = statement.where(
                 or_(Volunteer.updated_at > since, Volunteer.last_seen_at > since)
             )
-        rows = self.session.execute(statement).all()
+        rows = _raw_rows(self.session, statement)
         numbers = np.array([row[:6] for row in rows], dtype=np.int64).reshape(len(rows), 6)
         return numbers, [row[6] for row in rows]
 
@@ -278,7 +287,7 @@ class _Reader:
         statement = select(table.volunteer_id, table.skill_id)
         if ids is not None:
             statement = statement.where(table.volunteer_id.in_(ids.tolist()))
-        return [(int(v), s) for v, s in self.session.execute(statement)]
+        return [(int(v), s) for v, s in _raw_rows(self.session, statement)]
 
     def languages(self, ids: Ints | None) -> list[tuple[int, str, str]]:
         statement = select(
@@ -286,34 +295,35 @@ class _Reader:
         )
         if ids is not None:
             statement = statement.where(VolunteerLanguage.volunteer_id.in_(ids.tolist()))
-        return [(int(v), language, code) for v, language, code in self.session.execute(statement)]
+        return [
+            (int(v), language, code) for v, language, code in _raw_rows(self.session, statement)
+        ]
 
-    def exchanges(self, taxonomy: _Taxonomy, since: datetime | None) -> Ints:
+    def exchanges(self, since: datetime | None) -> Ints:
         """(id, skill, learner id, mentor id, state, created, responded, accepted, closed)."""
-        # The skill as its index in the taxonomy, by a join against the ids read in order.
+        # The skill as its index in the taxonomy: the skills numbered in the order read.
+        numbered = select(
+            Skill.id.label("id"), (func.row_number().over(order_by=Skill.id) - 1).label("k")
+        ).subquery()
         state = case(*((Exchange.state == s.value, CODE[s]) for s in STATES), else_=-1)
-        statement = select(
-            Exchange.id,
-            Exchange.skill_id,
-            Exchange.learner_id,
-            Exchange.mentor_id,
-            state,
-            self.us(Exchange.created_at),
-            self.us(Exchange.responded_at),
-            self.us(Exchange.accepted_at),
-            self.us(Exchange.closed_at),
-        ).order_by(Exchange.id)
+        statement = (
+            select(
+                Exchange.id,
+                numbered.c.k,
+                Exchange.learner_id,
+                Exchange.mentor_id,
+                state,
+                self.us(Exchange.created_at),
+                self.us(Exchange.responded_at),
+                self.us(Exchange.accepted_at),
+                self.us(Exchange.closed_at),
+            )
+            .join(numbered, numbered.c.id == Exchange.skill_id)
+            .order_by(Exchange.id)
+        )
         if since is not None:
             statement = statement.where(Exchange.updated_at > since)
-        rows = self.session.execute(statement).all()
-        index = taxonomy.index
-        skills = np.fromiter((index.get(row[1], -1) for row in rows), np.int64, len(rows))
-        flat = np.fromiter(
-            itertools.chain.from_iterable((row[0], *row[2:]) for row in rows),
-            dtype=np.int64,
-            count=8 * len(rows),
-        ).reshape(len(rows), 8)
-        return np.column_stack([flat[:, :1], skills, flat[:, 1:]])
+        return _int_rows(self.session, statement, 9)
 
     def feedback(self, since: datetime | None) -> Ints:
         """(id, exchange id, subject id, written by the learner, rating)."""
@@ -425,7 +435,7 @@ def _read_tables(
         children[f"{name}_s"] = merged(f"{name}_s", s, f"{name}_v")
 
     # Exchanges: changed rows overwritten, new ones appended.
-    changes = reader.exchanges(taxonomy, since)
+    changes = reader.exchanges(since)
     learner = v_index.positions(changes[:, 2])
     mentor = v_index.positions(changes[:, 3])
     if (learner < 0).any() or (mentor < 0).any() or (changes[:, 1] < 0).any():
@@ -578,7 +588,6 @@ class _Snapshot:
         self.open_slots = t.v_capacity - t.v_accepted
         # Who can take a learner now: an active mentor with an open slot.
         available = t.v_active & (t.v_accepted < t.v_capacity)
-        self.available = available
         # Per want (v, s): does another available mentor offer s? (The learner is no mentor
         # of themselves: their own offer of s, if they are available, is taken off.)
         w = self.wants.tocoo()
@@ -609,20 +618,9 @@ class _Snapshot:
             if len(self.pair)
             else np.zeros(speaks.nnz, dtype=bool)
         )
-        self.v_index = _IdIndex(t.v_id)
         # Exchanges.
-        self.has_feedback: Bools
-        # Reused only while neither the feedback nor the exchanges changed: a new exchange
-        # lengthens the array even when no feedback came.
-        if (
-            previous is not None
-            and previous.tables.f_exchange is t.f_exchange
-            and previous.tables.e_id is t.e_id
-        ):
-            self.has_feedback = previous.has_feedback
-        else:
-            self.has_feedback = np.zeros(len(t.e_id), dtype=bool)
-            self.has_feedback[t.f_exchange] = True
+        self.has_feedback: Bools = np.zeros(len(t.e_id), dtype=bool)
+        self.has_feedback[t.f_exchange] = True
         self.orders: tuple[_Sorted, _Sorted, _Sorted, Ints]
         if previous is not None and previous.tables.e_state is t.e_state:
             self.orders = previous.orders
@@ -1053,7 +1051,9 @@ class StatsIndex:
     session_factory : sessionmaker
         Where the snapshot is read from.
     settings : Settings
-        The request TTL that decides which requests count as expired.
+        The application's settings. (Which requests count as expired follows each query's
+        ``settings.request_ttl_days``, as in the SQL answers: the snapshot stores states,
+        not expiries.)
     max_age_seconds : float, default 60
         How old an answer's figures may be.
     clock : callable, default utcnow
