@@ -50,6 +50,8 @@ class Exchange(Base):
         Index("ix_exchanges_learner_state", "learner_id", "state"),
         Index("ix_exchanges_mentor_state", "mentor_id", "state"),
         Index("ix_exchanges_state_created_at", "state", "created_at"),
+        # The statistics snapshot rereads the exchanges changed since its last look.
+        Index("ix_exchanges_updated_at", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -93,6 +95,7 @@ class Feedback(Base):
         UniqueConstraint("exchange_id", "author_id", name="uq_feedback_exchange_author"),
         CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
         Index("ix_feedback_subject", "subject_id"),
+        Index("ix_feedback_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
