@@ -293,8 +293,12 @@ def demo(
 @app.command("seed-if-empty")
 def seed_if_empty(
     volunteers: Annotated[int, typer.Option(min=0, help="How many demo volunteers.")] = 300,
+    exchanges: Annotated[
+        int | None,
+        typer.Option(min=0, help="How many exchanges of history (default 10 per volunteer)."),
+    ] = None,
 ) -> None:
-    """Load demo volunteers only when there are none yet (used by `make run`)."""
+    """Load demo volunteers and their history only when there are none yet (`make run`)."""
     from sqlalchemy import func, select
 
     from capex.db import session_scope
@@ -306,7 +310,8 @@ def seed_if_empty(
     if count or not volunteers:
         typer.echo(f"{count} volunteers in the database; no demo data loaded")
         return
-    demo(volunteers=volunteers, seed=1, password=None, exchanges=0)
+    history = 10 * volunteers if exchanges is None else exchanges
+    demo(volunteers=volunteers, seed=1, password=None, exchanges=history)
 
 
 def main() -> None:

@@ -320,3 +320,22 @@ def test_stats_export_refuses_a_bad_format_or_filter(migrated_database, tmp_path
     assert bad_area.exit_code == 1
     assert "root skill" in bad_area.stderr
     assert not list(tmp_path.glob("*.csv"))
+
+
+def test_seed_if_empty_loads_volunteers_and_their_history_once(empty_database):
+    from sqlalchemy import func
+
+    from capex.models import Exchange
+
+    first = capex("seed-if-empty", "--volunteers", "30")
+    assert first.exit_code == 0, first.output
+    with db.session_scope() as session:
+        counts = (
+            session.scalar(select(func.count()).select_from(Volunteer)),
+            session.scalar(select(func.count()).select_from(Exchange)),
+        )
+    # Ten exchanges per volunteer: the coordinators' statistics have something to show.
+    assert counts == (30, 300)
+    again = capex("seed-if-empty", "--volunteers", "30")
+    assert again.exit_code == 0, again.output
+    assert "no demo data loaded" in again.output
