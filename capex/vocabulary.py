@@ -50,6 +50,20 @@ class Origin(StrEnum):
     ROUND = "round"
 
 
+class RoundMode(StrEnum):
+    """How a coordinator's round pairs its learners: the greatest total score, or stable."""
+
+    OPTIMAL = "optimal"
+    STABLE = "stable"
+
+
+class RoundStatus(StrEnum):
+    """A round is a draft until its pairs are published as exchanges (once)."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
 class Role(StrEnum):
     """What an account may do."""
 

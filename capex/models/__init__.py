@@ -9,6 +9,7 @@ from capex.models.exchange import (
     IdempotencyKey,
     Notification,
 )
+from capex.models.round import Round, RoundPair
 from capex.models.skill import MAX_SKILL_DEPTH, Skill, SkillAlias
 from capex.models.volunteer import (
     AvailabilitySlot,
@@ -29,6 +30,8 @@ __all__ = [
     "IdempotencyKey",
     "LoginFailure",
     "Notification",
+    "Round",
+    "RoundPair",
     "Skill",
     "SkillAlias",
     "SkillOffer",
