@@ -177,8 +177,9 @@ def _publish_pair(
 ) -> str | None:
     """Make ``pair`` a request; None when it became one, else why it could not. ``sent``:
     the requests this publish already made to the pair's mentor."""
-    learner = session.get(Volunteer, pair.learner_id)
-    mentor = session.get(Volunteer, pair.mentor_id)
+    # Read afresh: the rows in this session may predate the exchanges of meanwhile.
+    learner = session.get(Volunteer, pair.learner_id, populate_existing=True)
+    mentor = session.get(Volunteer, pair.mentor_id, populate_existing=True)
     if learner is None or not learner.is_active:
         return "the learner has left"
     if mentor is None or not mentor.is_active:
