@@ -2,7 +2,7 @@
 
 For each size (default 10k learners x 2k mentors and 100k x 20k) a synthetic population is
 made in memory: learners who want 1..3 skills, mentors who offer 1..3 with capacities 1..5,
-a taxonomy of 21 skills per root area (one root per 100 mentors, so that a learner has about
+a taxonomy of 21 skills per root area (one root per 60 mentors, so that a learner has about
 50 candidate mentors at every size), skills drawn with a long tail, 1..3 languages, 0..3
 weekly slots in a few time zones. The engine's index is built over it, then timed:
 ``MatchIndex.candidates`` (k=50), the optimal round (OR-Tools min-cost flow), the stable round
@@ -116,15 +116,19 @@ def population(
     n_learners: int, n_mentors: int, seed: int
 ) -> tuple[dict[str, str | None], list[VolunteerRecord]]:
     rng = np.random.default_rng(seed)
-    tree = taxonomy(max(4, n_mentors // 100))
+    tree = taxonomy(max(4, n_mentors // 60))
     skills = sorted(tree)
     skill_order = rng.permutation(len(skills))  # which skills the long tail favours
-    records = [
-        person(rng, i, skills, skill_order, offers=False) for i in range(1, n_learners + 1)
-    ]
+    records = [person(rng, i, skills, skill_order, offers=False) for i in range(1, n_learners + 1)]
     records += [
-        person(rng, n_learners + i, skills, skill_order, offers=True,
-               open_slots=int(rng.integers(1, 6)))
+        person(
+            rng,
+            n_learners + i,
+            skills,
+            skill_order,
+            offers=True,
+            open_slots=int(rng.integers(1, 6)),
+        )
         for i in range(1, n_mentors + 1)
     ]
     return tree, records
@@ -150,6 +154,7 @@ class SizeReport:
     greedy_matched: int
     optimal_gini: float
     stable_gini: float
+    stable_blocking: int
     peak_mb: float
 
     @property
@@ -160,7 +165,9 @@ class SizeReport:
 def measure_size(n_learners: int, n_mentors: int, seed: int, k: int) -> SizeReport:
     tree, records = population(n_learners, n_mentors, seed)
     week = next_week_start(datetime.now(UTC))
-    index, build_s = timed(lambda: MatchIndex(SkillSpace(tree), week).build(records))
+    started = time.perf_counter()
+    index = MatchIndex(SkillSpace(tree), week).build(records)
+    build_s = time.perf_counter() - started
     del records
     candidates, candidates_s = timed(lambda: index.candidates(k=k))
     everything = index.candidates(k=None)
@@ -169,9 +176,7 @@ def measure_size(n_learners: int, n_mentors: int, seed: int, k: int) -> SizeRepo
     best, optimal_s = timed(lambda: optimal(candidates))
     fair, stable_s = timed(lambda: stable(candidates))
     base, greedy_s = timed(lambda: greedy(candidates))
-    figures, metrics_s = timed(
-        lambda: [metrics(candidates, a) for a in (best, fair, base)]
-    )
+    figures, metrics_s = timed(lambda: [metrics(candidates, a) for a in (best, fair, base)])
     return SizeReport(
         n_learners,
         n_mentors,
@@ -191,6 +196,7 @@ def measure_size(n_learners: int, n_mentors: int, seed: int, k: int) -> SizeRepo
         figures[2].matched,
         figures[0].mentor_load_gini,
         figures[1].mentor_load_gini,
+        figures[1].blocking_pairs,
         peak_rss_mb(),
     )
 
@@ -212,7 +218,7 @@ def print_sizes(reports: list[SizeReport]) -> None:
             f"| {r.optimal_total:,.1f} / {r.stable_total:,.1f} / {r.greedy_total:,.1f} "
             f"({r.greedy_total / r.optimal_total:.2%}) "
             f"| {r.optimal_matched:,} / {r.stable_matched:,} / {r.greedy_matched:,} "
-            f"| {r.optimal_gini:.3f} / {r.stable_gini:.3f} | 0 |"
+            f"| {r.optimal_gini:.3f} / {r.stable_gini:.3f} | {r.stable_blocking} |"
         )
 
 
@@ -233,9 +239,12 @@ def uniform_round(n_learners: int, n_mentors: int, slots: int, per_learner: int,
     """The issue's solver case: random pairs, ``per_learner`` each, scores in (0, 1]."""
     rng = np.random.default_rng(seed)
     learners = np.repeat(np.arange(1, n_learners + 1), per_learner)
-    mentors = np.concatenate(
-        [rng.choice(n_mentors, size=per_learner, replace=False) for _ in range(n_learners)]
-    ) + 10**6
+    mentors = (
+        np.concatenate(
+            [rng.choice(n_mentors, size=per_learner, replace=False) for _ in range(n_learners)]
+        )
+        + 10**6
+    )
     return Candidates.from_pairs(
         learners,
         mentors,

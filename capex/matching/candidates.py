@@ -87,7 +87,7 @@ class Candidates:
         n_skills = len(self.skill_ids)
         for name in ("skills", "wanted_skills"):
             codes = getattr(self, name)
-            if codes.size and not (0 <= codes.min() and codes.max() < n_skills):
+            if codes.size and not (codes.min() >= 0 and codes.max() < n_skills):
                 raise ValueError(f"{name} must be positions in skill_ids")
 
     def __len__(self) -> int:

@@ -19,7 +19,6 @@ import numpy.typing as npt
 
 from capex.matching._arrays import GrowableArray, Postings, RaggedRows, segment_positions
 from capex.matching._records import RecordBatch, parse_records
-from capex.matching.candidates import Candidates, first_of_groups, rank_in_groups
 from capex.matching.availability import (
     QUARTER_MINUTES,
     WORDS_PER_WEEK,
@@ -29,6 +28,7 @@ from capex.matching.availability import (
     validate_week_start,
     wall_clock_table,
 )
+from capex.matching.candidates import Candidates, first_of_groups, rank_in_groups
 from capex.matching.taxonomy import SkillSpace
 from capex.matching.types import ROLES, Match, Role, VolunteerRecord
 
@@ -826,7 +826,7 @@ class MatchIndex:
             bounds.append(max(end, bounds[-1] + 1))
         want_bounds = np.searchsorted(want_owner, bounds)
 
-        parts: list[tuple[IntArray, ...]] = []
+        parts: list[tuple[IntArray, IntArray, IntArray, FloatArray]] = []
         used_mentors = np.zeros(n_mentors, dtype=np.bool_)
         for block in range(len(bounds) - 1):
             first, last = int(want_bounds[block]), int(want_bounds[block + 1])

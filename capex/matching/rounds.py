@@ -370,13 +370,16 @@ def stable(candidates: Candidates, *, max_per_learner: int = 1) -> Assignment:
     pairs = _index(candidates)
     n = len(candidates)
     preference = np.lexsort((candidates.mentor_ids, -candidates.scores, pairs.learner))
-    starts = np.searchsorted(pairs.learner[preference], np.arange(pairs.n_learners + 1)).tolist()
-    preference_list = preference.tolist()
-    scores = candidates.scores.tolist()
-    learner_ids = candidates.learner_ids.tolist()
-    learner, mentor = pairs.learner.tolist(), pairs.mentor.tolist()
-    wanted = candidates.wanted_skills.tolist()
-    capacity = pairs.capacity.tolist()
+    starts: list[int] = np.searchsorted(
+        pairs.learner[preference], np.arange(pairs.n_learners + 1)
+    ).tolist()
+    preference_list: list[int] = preference.tolist()
+    scores: list[float] = candidates.scores.tolist()
+    learner_ids: list[int] = candidates.learner_ids.tolist()
+    learner: list[int] = pairs.learner.tolist()
+    mentor: list[int] = pairs.mentor.tolist()
+    wanted: list[int] = candidates.wanted_skills.tolist()
+    capacity: list[int] = pairs.capacity.tolist()
     # Per mentor, a min-heap of held proposals keyed (score, -learner id, -row): the worst on
     # top (the row only orders two rows of one learner, which a valid round never holds).
     held_by_mentor: list[list[tuple[float, int, int]]] = [[] for _ in capacity]
@@ -448,9 +451,7 @@ def stable(candidates: Candidates, *, max_per_learner: int = 1) -> Assignment:
 # -- metrics ---------------------------------------------------------------------------------
 
 
-def blocking_pairs(
-    candidates: Candidates, rows: npt.ArrayLike, *, max_per_learner: int = 1
-) -> int:
+def blocking_pairs(candidates: Candidates, rows: npt.ArrayLike, *, max_per_learner: int = 1) -> int:
     """Candidate pairs not in ``rows`` that their learner and their mentor would both take.
 
     Both sides rank as in :func:`stable`. The learner would take pair ``r`` (mentor ``m``,

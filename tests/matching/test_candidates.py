@@ -33,9 +33,7 @@ def listed_for(
                 best[match.volunteer_id] = match
     listed = sorted(best.values(), key=lambda m: (-m.score, m.volunteer_id))
     return [
-        m
-        for m in listed
-        if (mentors is None or m.volunteer_id in mentors) and m.score >= min_score
+        m for m in listed if (mentors is None or m.volunteer_id in mentors) and m.score >= min_score
     ]
 
 

@@ -78,7 +78,9 @@ def milp_optimum(candidates: Candidates, max_per_learner: int) -> float:
         return 0.0
     groups = []
     limits = []
-    for mentor, slots in zip(candidates.mentors.tolist(), candidates.open_slots.tolist(), strict=True):
+    for mentor, slots in zip(
+        candidates.mentors.tolist(), candidates.open_slots.tolist(), strict=True
+    ):
         groups.append(candidates.mentor_ids == mentor)
         limits.append(slots)
     for learner in candidates.learners.tolist():
