@@ -2,11 +2,12 @@
 
 For each size (default 10k learners x 2k mentors and 100k x 20k) a synthetic population is
 made in memory: learners who want 1..3 skills, mentors who offer 1..3 with capacities 1..5,
-a taxonomy of 21 skills per root area (one root per 60 mentors, so that a learner has about
+a taxonomy of 21 skills per root area (one root per 45 mentors, so that a learner has about
 50 candidate mentors at every size), skills drawn with a long tail, 1..3 languages, 0..3
 weekly slots in a few time zones. The engine's index is built over it, then timed:
-``MatchIndex.candidates`` (k=50), the optimal round (OR-Tools min-cost flow), the stable round
-(deferred acceptance), the greedy baseline and the metrics. Peak memory is the process's peak
+``MatchIndex.candidates`` (every listed pair, or each learner's best ``--k``), the optimal
+round (OR-Tools min-cost flow), the stable round (deferred acceptance), the greedy baseline
+and the metrics of all three. Peak memory is the process's peak
 RSS after each size (sizes run smallest first).
 
 ``--solvers`` also times the optimal round with scipy's
@@ -75,7 +76,7 @@ def taxonomy(n_roots: int) -> dict[str, str | None]:
     return tree
 
 
-def long_tail(rng: np.random.Generator, n: int, size: int, exponent: float = 0.8) -> np.ndarray:
+def long_tail(rng: np.random.Generator, n: int, size: int, exponent: float = 0.5) -> np.ndarray:
     """``size`` draws of 0..n-1 with weight 1 / (rank + 1) ** exponent."""
     weights = 1.0 / np.arange(1, n + 1) ** exponent
     return rng.choice(n, size=size, p=weights / weights.sum())
@@ -116,7 +117,7 @@ def population(
     n_learners: int, n_mentors: int, seed: int
 ) -> tuple[dict[str, str | None], list[VolunteerRecord]]:
     rng = np.random.default_rng(seed)
-    tree = taxonomy(max(4, n_mentors // 60))
+    tree = taxonomy(max(4, n_mentors // 45))
     skills = sorted(tree)
     skill_order = rng.permutation(len(skills))  # which skills the long tail favours
     records = [person(rng, i, skills, skill_order, offers=False) for i in range(1, n_learners + 1)]
@@ -162,7 +163,7 @@ class SizeReport:
         return self.candidates_s + self.optimal_s + self.stable_s + self.greedy_s + self.metrics_s
 
 
-def measure_size(n_learners: int, n_mentors: int, seed: int, k: int) -> SizeReport:
+def measure_size(n_learners: int, n_mentors: int, seed: int, k: int | None) -> SizeReport:
     tree, records = population(n_learners, n_mentors, seed)
     week = next_week_start(datetime.now(UTC))
     started = time.perf_counter()
@@ -170,9 +171,12 @@ def measure_size(n_learners: int, n_mentors: int, seed: int, k: int) -> SizeRepo
     build_s = time.perf_counter() - started
     del records
     candidates, candidates_s = timed(lambda: index.candidates(k=k))
-    everything = index.candidates(k=None)
-    listed = len(everything) / max(everything.learners.size, 1)
-    del everything
+    if k is None:
+        listed = len(candidates) / max(candidates.learners.size, 1)
+    else:
+        everything = index.candidates(k=None)
+        listed = len(everything) / max(everything.learners.size, 1)
+        del everything
     best, optimal_s = timed(lambda: optimal(candidates))
     fair, stable_s = timed(lambda: stable(candidates))
     base, greedy_s = timed(lambda: greedy(candidates))
@@ -204,7 +208,7 @@ def measure_size(n_learners: int, n_mentors: int, seed: int, k: int) -> SizeRepo
 def print_sizes(reports: list[SizeReport]) -> None:
     print()
     print(
-        "| learners x mentors | listed pairs / learner | index build s | candidates (k=50) s "
+        "| learners x mentors | listed pairs / learner | index build s | candidates s "
         "| optimal s | stable s | greedy s | metrics s | round total s | peak RSS MB "
         "| total score optimal / stable / greedy (greedy / optimal) "
         "| matched optimal / stable / greedy | load Gini optimal / stable | stable blocking |"
@@ -304,14 +308,30 @@ def measure_pruning(n_learners: int, n_mentors: int, n_stars: int, seed: int) ->
         f"{len(everything) / everything.learners.size:.0f} listed pairs per learner; "
         f"unpruned optimum {full.total_score:,.1f} ({len(full):,} pairs) in {full_s:.2f} s\n"
     )
-    print("| k | pairs kept | optimal s | total | share of the unpruned optimum | matched |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for k in (5, 10, 25, 50, 100, 200, 400):
-        pruned = everything.top(k)
+    print(
+        "| learner k | mentor k | pairs kept | optimal s | total "
+        "| share of the unpruned optimum | matched |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for k, mentor_k in [
+        (10, None),
+        (25, None),
+        (50, None),
+        (100, None),
+        (200, None),
+        (400, None),
+        (10, 10),
+        (25, 10),
+        (50, 10),
+        (50, 25),
+        (100, 25),
+    ]:
+        pruned = everything.top(k, mentor_k)
         best, best_s = timed(lambda pruned=pruned: optimal(pruned))
         print(
-            f"| {k} | {len(pruned):,} | {best_s:.2f} | {best.total_score:,.1f} "
-            f"| {best.total_score / full.total_score:.2%} | {len(best):,} |",
+            f"| {k} | {mentor_k or '-'} | {len(pruned):,} | {best_s:.2f} | "
+            f"{best.total_score:,.1f} | {best.total_score / full.total_score:.2%} "
+            f"| {len(best):,} |",
             flush=True,
         )
 
@@ -321,7 +341,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="10000:2000,100000:20000")
-    parser.add_argument("--k", type=int, default=50)
+    parser.add_argument(
+        "--k", type=int, default=None, help="prune to each learner's best k (default: none)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--solvers", action="store_true", help="also time scipy's matching")
     parser.add_argument("--no-pruning", action="store_true")
@@ -349,7 +371,7 @@ def main() -> None:
         compare_solvers(index.candidates(k=args.k), f"{n_learners:,} x {n_mentors:,} bench")
         compare_solvers(uniform_round(5000, 1000, 5, 50, args.seed), "5,000 x 1,000 x 5 slots")
     if not args.no_pruning:
-        measure_pruning(2000, 500, 10, args.seed)
+        measure_pruning(4000, 1000, 150, args.seed)
 
 
 if __name__ == "__main__":

@@ -143,13 +143,24 @@ class Candidates:
             open_slots=self.open_slots,
         )
 
-    def top(self, k: int) -> Candidates:
-        """Only each learner's best ``k`` pairs (score descending, then mentor id ascending)."""
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be an integer >= 1, got {k!r}")
-        order = np.lexsort((self.mentor_ids, -self.scores, self.learner_ids))
-        keep = rank_in_groups(self.learner_ids[order]) < k
-        return self.take(np.sort(order[keep]))
+    def top(self, k: int | None, mentor_k: int | None = None) -> Candidates:
+        """Only each learner's best ``k`` pairs (score descending, then mentor id ascending),
+        and with ``mentor_k`` also each mentor's best ``mentor_k`` (score descending, then
+        learner id ascending); None keeps every pair on that side.
+        """
+        for name, value in (("k", k), ("mentor_k", mentor_k)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be an integer >= 1 or None, got {value!r}")
+        keep = np.zeros(len(self), dtype=np.bool_)
+        if k is None:
+            keep[:] = True
+        else:
+            order = np.lexsort((self.mentor_ids, -self.scores, self.learner_ids))
+            keep[order[rank_in_groups(self.learner_ids[order]) < k]] = True
+        if mentor_k is not None and k is not None:
+            order = np.lexsort((self.learner_ids, -self.scores, self.mentor_ids))
+            keep[order[rank_in_groups(self.mentor_ids[order]) < mentor_k]] = True
+        return self.take(np.flatnonzero(keep))
 
 
 def _all_in(values: IntArray, ascending: IntArray) -> bool:

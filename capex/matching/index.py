@@ -683,7 +683,7 @@ class MatchIndex:
         self,
         learners: Iterable[int] | None = None,
         *,
-        k: int | None = 50,
+        k: int | None = None,
         wanted_skills: Iterable[str] | None = None,
         mentors: Iterable[int] | None = None,
         per_wanted_skill: bool = False,
@@ -700,9 +700,11 @@ class MatchIndex:
         learners : iterable of int, optional
             The round's learners (ids held by the index; KeyError otherwise). Default: every
             active volunteer with a want. Inactive ones are left out.
-        k : int or None, default 50
+        k : int or None, default None
             At most this many mentors per learner (per wanted skill with
-            ``per_wanted_skill``), the best first; None keeps every listed pair.
+            ``per_wanted_skill``), the best first; None keeps every listed pair. A round
+            pruned this way can lose most of its optimum when many mentors score high for
+            everyone (``capex/matching/rounds.py``, "Pruning"), so rounds keep every pair.
         wanted_skills : iterable of str, optional
             Only these wants of the learners take part (with one skill, the pairs are
             ``query(learner, skill=that_skill)``); learners wanting none of them are not in
