@@ -149,6 +149,12 @@ def test_candidates_are_the_queries_of_every_learner(
     assert rows_of(got) == rows  # same pairs, order, skills and scores (exactly)
     assert got.learners.tolist() == round_learners
     assert dict(zip(got.mentors.tolist(), got.open_slots.tolist(), strict=True)) == round_mentors
+    if not per_wanted_skill:
+        # Cutting in the index and cutting the whole list afterwards are the same.
+        every = index.candidates(
+            learners, wanted_skills=wanted_skills, mentors=mentors, min_score=min_score
+        )
+        assert rows_of(every.top(k)) == rows
 
 
 def test_several_wanted_skills_take_the_best_pair_among_them() -> None:
