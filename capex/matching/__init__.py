@@ -11,12 +11,14 @@ from capex.matching.availability import (
     overlap_minutes,
     wall_clock_table,
 )
+from capex.matching.candidates import Candidates
 from capex.matching.index import MatchIndex
 from capex.matching.reference import ReferenceMatcher
 from capex.matching.taxonomy import SkillSpace
 from capex.matching.types import Match, Role, VolunteerRecord
 
 __all__ = [
+    "Candidates",
     "Match",
     "MatchIndex",
     "ReferenceMatcher",

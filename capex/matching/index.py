@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from capex.matching._arrays import GrowableArray, Postings, RaggedRows
+from capex.matching._arrays import GrowableArray, Postings, RaggedRows, segment_positions
 from capex.matching._records import RecordBatch, parse_records
 from capex.matching.availability import (
     QUARTER_MINUTES,
@@ -28,6 +28,7 @@ from capex.matching.availability import (
     validate_week_start,
     wall_clock_table,
 )
+from capex.matching.candidates import Candidates, first_of_groups, rank_in_groups
 from capex.matching.taxonomy import SkillSpace
 from capex.matching.types import ROLES, Match, Role, VolunteerRecord
 
@@ -35,6 +36,9 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 _MAX_LEVEL = 5  # level tables are indexed by level 0..4 (0 unused)
+# Join entries (learner, want, offer, mentor) per block of ``candidates``: about 40 bytes each
+# in the arrays alive at once, so some 200 MB a block.
+_BLOCK_ENTRIES = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -672,3 +676,353 @@ class MatchIndex:
             if column in querier.languages
         ]
         return tuple(code for _, code in sorted(shared))
+
+    # -- many learners at once ---------------------------------------------------------------
+
+    def candidates(
+        self,
+        learners: Iterable[int] | None = None,
+        *,
+        k: int | None = None,
+        wanted_skills: Iterable[str] | None = None,
+        mentors: Iterable[int] | None = None,
+        per_wanted_skill: bool = False,
+        min_score: float = 0.0,
+    ) -> Candidates:
+        """Each learner's best ``k`` mentors, for many learners at once.
+
+        A learner's pairs are exactly ``query(learner, role="learner", limit=k)``: the same
+        mentors, scores, skill choices and exclusions (never oneself, a shared language,
+        overlapping time where both gave availability, an open mentor slot).
+
+        Parameters
+        ----------
+        learners : iterable of int, optional
+            The round's learners (ids held by the index; KeyError otherwise). Default: every
+            active volunteer with a want. Inactive ones are left out.
+        k : int or None, default None
+            At most this many mentors per learner (per wanted skill with
+            ``per_wanted_skill``), the best first; None keeps every listed pair. A round
+            pruned this way can lose most of its optimum when many mentors score high for
+            everyone (``capex/matching/rounds.py``, "Pruning"), so rounds keep every pair.
+        wanted_skills : iterable of str, optional
+            Only these wants of the learners take part (with one skill, the pairs are
+            ``query(learner, skill=that_skill)``); learners wanting none of them are not in
+            the round.
+        mentors : iterable of int, optional
+            Only these mentors (ids held by the index; KeyError otherwise).
+        per_wanted_skill : bool, default False
+            One list per (learner, wanted skill), as ``query(learner, skill=w, limit=k)``
+            for each want ``w``, instead of one per learner.
+        min_score : float, default 0.0
+            Only pairs scoring at least this.
+
+        Returns
+        -------
+        Candidates
+            Rows ordered by learner id, (wanted skill,) score descending, mentor id.
+        """
+        if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+            raise ValueError(f"k must be an integer >= 1 or None, got {k!r}")
+        if not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score must be in [0, 1], got {min_score!r}")
+        n_skills = len(self.skill_space)
+        allowed_wants = np.ones(n_skills, dtype=np.bool_)
+        if wanted_skills is not None:
+            allowed_wants[:] = False
+            allowed_wants[self.skill_space.positions(list(wanted_skills))] = True
+        with self._lock:
+            learner_rows = self._rows_of(learners, self._eligible_learner.values)
+            mentor_rows = self._rows_of(mentors, self._eligible_mentor.values)
+            return self._candidates(
+                learner_rows, mentor_rows, allowed_wants, k, per_wanted_skill, min_score
+            )
+
+    def _rows_of(self, ids: Iterable[int] | None, eligible: npt.NDArray[np.bool_]) -> IntArray:
+        """Eligible rows of ``ids`` (all eligible rows when None), ordered by id."""
+        if ids is None:
+            rows = np.flatnonzero(eligible)
+        else:
+            wanted = sorted({int(i) for i in ids})
+            missing = [i for i in wanted if i not in self._row_of]
+            if missing:
+                raise KeyError(f"volunteers {missing[:10]!r} are not in the index")
+            rows = np.array([self._row_of[i] for i in wanted], dtype=np.int64)
+            rows = rows[eligible[rows]]
+        ordered: IntArray = rows[np.argsort(self._ids.values[rows], kind="stable")]
+        return ordered
+
+    def _pass_ranks(self) -> tuple[IntArray, FloatArray, IntArray, IntArray]:
+        """The skill-choice order of every (related skill pair, mentor level, target).
+
+        Returns
+        -------
+        rank : ndarray of int64, shape (n_related * 25,)
+            Rank of combination ``pair * 25 + level * 5 + target``, where ``pair`` is a
+            position in ``similarity_.data``; smaller is chosen first.
+        value, wanted, offered : ndarrays, shape (n_related * 25,)
+            ``sim * fit``, wanted and offered column of each rank.
+        """
+        similarity = self.skill_space.similarity_
+        n_pairs = similarity.data.size
+        wanted_of_pair = np.repeat(
+            np.arange(len(self.skill_space), dtype=np.int64), np.diff(similarity.indptr)
+        )
+        offered_of_pair = similarity.indices.astype(np.int64)
+        sim = similarity.data.astype(np.float64)
+        # The same float product as the query: similarity * fit[level, target].
+        value = (sim[:, None] * self._fit.reshape(1, -1)).ravel()
+        pair = np.repeat(np.arange(n_pairs, dtype=np.int64), _MAX_LEVEL * _MAX_LEVEL)
+        order = np.lexsort((offered_of_pair[pair], wanted_of_pair[pair], -sim[pair], -value))
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size, dtype=np.int64)
+        return rank, value[order], wanted_of_pair[pair[order]], offered_of_pair[pair[order]]
+
+    def _candidates(
+        self,
+        learner_rows: IntArray,
+        mentor_rows: IntArray,
+        allowed_wants: npt.NDArray[np.bool_],
+        k: int | None,
+        per_wanted_skill: bool,
+        min_score: float,
+    ) -> Candidates:
+        n_skills = len(self.skill_space)
+        similarity = self.skill_space.similarity_
+        sim_indptr = similarity.indptr.astype(np.int64)
+        rank_of, rank_value, rank_wanted, rank_offered = self._pass_ranks()
+
+        # The learners' wants, one entry each, learner after learner (ascending id).
+        want_owner, want_columns, want_targets = self._wants.gather(learner_rows)
+        kept = allowed_wants[want_columns]
+        want_owner = want_owner[kept]
+        want_columns = want_columns[kept].astype(np.int64)
+        want_targets = want_targets[kept].astype(np.int64)
+        in_round = np.zeros(learner_rows.size, dtype=np.bool_)
+        in_round[want_owner] = True
+        round_learners = self._ids.values[learner_rows[in_round]]
+
+        # The mentors' offers as postings: per skill, mentor positions (ascending) and levels.
+        n_mentors = mentor_rows.size
+        offer_owner, offer_columns, offer_levels = self._offers.gather(mentor_rows)
+        by_skill = np.argsort(offer_columns, kind="stable")
+        posting_mentor = offer_owner[by_skill]
+        posting_level = offer_levels[by_skill].astype(np.int64)
+        posting_indptr = np.zeros(n_skills + 1, dtype=np.int64)
+        np.cumsum(np.bincount(offer_columns, minlength=n_skills), out=posting_indptr[1:])
+        posting_count = np.diff(posting_indptr)
+        # Join entries a want of each skill makes: the postings of its related skills.
+        wanted_of_pair = np.repeat(np.arange(n_skills, dtype=np.int64), np.diff(sim_indptr))
+        entries_per_skill = np.bincount(
+            wanted_of_pair, posting_count[similarity.indices], minlength=n_skills
+        )
+        entries_per_want = entries_per_skill[want_columns]
+
+        # Blocks of whole learners holding about _BLOCK_ENTRIES join entries each.
+        learner_entries = np.bincount(want_owner, entries_per_want, minlength=learner_rows.size)
+        cumulative = np.cumsum(learner_entries)
+        bounds = [0]
+        while bounds[-1] < learner_rows.size:
+            base = cumulative[bounds[-1] - 1] if bounds[-1] else 0.0
+            end = int(np.searchsorted(cumulative, base + _BLOCK_ENTRIES, side="right"))
+            bounds.append(max(end, bounds[-1] + 1))
+        want_bounds = np.searchsorted(want_owner, bounds)
+
+        parts: list[tuple[IntArray, IntArray, IntArray, FloatArray]] = []
+        used_mentors = np.zeros(n_mentors, dtype=np.bool_)
+        for block in range(len(bounds) - 1):
+            first, last = int(want_bounds[block]), int(want_bounds[block + 1])
+            if first == last or not entries_per_want[first:last].any():
+                continue
+            block_part = self._candidate_block(
+                learner_rows,
+                mentor_rows,
+                want_owner[first:last],
+                want_columns[first:last],
+                want_targets[first:last],
+                sim_indptr,
+                posting_indptr,
+                posting_mentor,
+                posting_level,
+                rank_of,
+                rank_value,
+                k,
+                per_wanted_skill,
+                min_score,
+                used_mentors,
+            )
+            parts.append(block_part)
+
+        if parts:
+            owner, mentor, best, scores = (
+                np.concatenate([part[i] for part in parts]) for i in range(4)
+            )
+        else:
+            owner = mentor = best = np.zeros(0, dtype=np.int64)
+            scores = np.zeros(0, dtype=np.float64)
+        mentor_ids = self._ids.values[mentor_rows]
+        return Candidates(
+            learner_ids=self._ids.values[learner_rows[owner]],
+            mentor_ids=mentor_ids[mentor],
+            skills=rank_offered[best],
+            wanted_skills=rank_wanted[best],
+            scores=scores.astype(np.float64),
+            skill_ids=self.skill_space.skill_ids,
+            learners=round_learners,
+            mentors=np.sort(mentor_ids[used_mentors]),
+            open_slots=self._open_slots.values[mentor_rows[used_mentors]][
+                np.argsort(mentor_ids[used_mentors], kind="stable")
+            ],
+        )
+
+    def _candidate_block(
+        self,
+        learner_rows: IntArray,
+        mentor_rows: IntArray,
+        want_owner: IntArray,
+        want_columns: IntArray,
+        want_targets: IntArray,
+        sim_indptr: IntArray,
+        posting_indptr: IntArray,
+        posting_mentor: IntArray,
+        posting_level: IntArray,
+        rank_of: IntArray,
+        rank_value: FloatArray,
+        k: int | None,
+        per_wanted_skill: bool,
+        min_score: float,
+        used_mentors: npt.NDArray[np.bool_],
+    ) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
+        """One block of ``candidates``: the kept pairs of the learners owning these wants.
+
+        Returns
+        -------
+        owner, mentor : ndarray of int64, shape (p,)
+            Positions in ``learner_rows`` and ``mentor_rows``.
+        best : ndarray of int64, shape (p,)
+            The rank (see ``_pass_ranks``) of the pair's chosen skill combination.
+        scores : ndarray of float64, shape (p,)
+        """
+        n_mentors = mentor_rows.size
+        related_skills = self.skill_space.similarity_.indices
+        # want -> related offered skill: one entry per (want, position in similarity_.data).
+        want_of, pair = segment_positions(
+            sim_indptr[want_columns], sim_indptr[want_columns + 1] - sim_indptr[want_columns]
+        )
+        offered = related_skills[pair].astype(np.int64)
+        # related skill -> mentors offering it.
+        related_of, posting = segment_positions(
+            posting_indptr[offered], posting_indptr[offered + 1] - posting_indptr[offered]
+        )
+        entry = want_of[related_of]
+        rank = rank_of[
+            pair[related_of] * (_MAX_LEVEL * _MAX_LEVEL)
+            + posting_level[posting] * _MAX_LEVEL
+            + want_targets[entry]
+        ]
+        del want_of, pair, offered, related_of
+        # A group is a learner, or one want of a learner; keep each (group, mentor)'s best rank.
+        if per_wanted_skill:
+            group_owner = want_owner
+            group_wanted = want_columns
+            group = entry
+        else:
+            group_owner = np.arange(want_owner[0], want_owner[-1] + 1, dtype=np.int64)
+            group_wanted = np.zeros(group_owner.size, dtype=np.int64)
+            group = want_owner[entry] - want_owner[0]
+        key = group * n_mentors + posting_mentor[posting]
+        del entry, posting, group
+        n_ranks = rank_of.size
+        if group_owner.size * n_mentors * n_ranks < 2**62:
+            combined = key * n_ranks + rank
+            del key, rank
+            combined.sort()
+            keys = combined // n_ranks
+            first = first_of_groups(keys)
+            best = combined[first] % n_ranks
+            keys = keys[first]
+            del combined
+        else:
+            order = np.lexsort((rank, key))
+            keys = key[order]
+            first = first_of_groups(keys)
+            best = rank[order][first]
+            keys = keys[first]
+            del order, key, rank
+        pair_group, mentor = np.divmod(keys, n_mentors)
+        owner = group_owner[pair_group]
+        learner_row = learner_rows[owner]
+        mentor_row = mentor_rows[mentor]
+
+        keep = self._ids.values[learner_row] != self._ids.values[mentor_row]
+        has_availability = self._has_availability.values
+        known = has_availability[learner_row] & has_availability[mentor_row]
+        overlap = np.zeros(keys.size, dtype=np.int64)
+        both = np.flatnonzero(known)
+        if both.size:
+            shared_quarters = np.zeros(both.size, dtype=np.int64)
+            both_learners, both_mentors = learner_row[both], mentor_row[both]
+            for word in range(WORDS_PER_WEEK):
+                bits = self._bitmaps[word]
+                shared_quarters += np.bitwise_count(bits[both_learners] & bits[both_mentors])
+            overlap[both] = shared_quarters * QUARTER_MINUTES
+        keep &= ~known | (overlap > 0)
+        selected = np.flatnonzero(keep)
+        language_level = self._shared_language_levels_of_pairs(
+            learner_row[selected], mentor_row[selected]
+        )
+        spoken = language_level > 0
+        selected, language_level = selected[spoken], language_level[spoken]
+
+        # The query's formula and float operations, so the scores are the same bits.
+        saturation = self.overlap_saturation_minutes
+        known, overlap = known[selected], overlap[selected]
+        availability = np.where(
+            known, np.minimum(overlap, saturation) / saturation, self.unknown_availability
+        )
+        language = language_level / 5
+        multiplier = (
+            self.base_weight
+            + self.availability_weight * availability
+            + self.language_weight * language
+        )
+        best = best[selected]
+        scores: FloatArray = np.minimum(1.0, rank_value[best] * multiplier)
+        listed = scores >= min_score
+        pair_group = pair_group[selected][listed]
+        owner, mentor = owner[selected][listed], mentor[selected][listed]
+        best, scores = best[listed], scores[listed]
+        used_mentors[mentor] = True
+
+        # Best k per group: by learner, (wanted skill,) score descending, mentor id ascending.
+        mentor_ids = self._ids.values[mentor_rows[mentor]]
+        order = np.lexsort((mentor_ids, -scores, group_wanted[pair_group], owner))
+        if k is not None:
+            # A group (a learner, or one want) is one run after sorting.
+            order = order[rank_in_groups(pair_group[order]) < k]
+        return owner[order], mentor[order], best[order], scores[order]
+
+    def _shared_language_levels_of_pairs(
+        self, learner_rows: IntArray, mentor_rows: IntArray
+    ) -> IntArray:
+        """Per pair, the best ``min(level_learner, level_mentor)`` over shared languages."""
+        width = len(self._language_codes) + 1
+        # The learners' (row, language) -> level, as sorted keys to look up.
+        unique_learners, learner_index = np.unique(learner_rows, return_inverse=True)
+        owner, columns, levels = self._languages.gather(unique_learners)
+        learner_keys = owner * width + columns
+        by_key = np.argsort(learner_keys, kind="stable")
+        learner_keys, learner_levels = learner_keys[by_key], levels[by_key]
+        counts = self._languages.counts(mentor_rows)
+        pair, mentor_columns, mentor_levels = self._languages.gather(mentor_rows)
+        best = np.zeros(mentor_rows.size, dtype=np.int64)
+        if pair.size == 0 or learner_keys.size == 0:
+            return best
+        wanted_keys = learner_index[pair] * width + mentor_columns
+        found = np.minimum(np.searchsorted(learner_keys, wanted_keys), learner_keys.size - 1)
+        learner_level = np.where(learner_keys[found] == wanted_keys, learner_levels[found], 0)
+        shared = np.minimum(learner_level, mentor_levels)
+        spoken = counts > 0
+        offsets = np.cumsum(counts) - counts
+        best[spoken] = np.maximum.reduceat(shared, offsets[spoken])
+        return best
