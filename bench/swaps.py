@@ -66,6 +66,7 @@ class Report:
     chosen_three: int
     total: float
     upper_bound: float
+    gap: float
     optimal: bool
     greedy_chosen: int
     greedy_total: float
@@ -134,6 +135,7 @@ def measure(
         chosen_three=sum(len(ring) == 3 for ring in packing.rings),
         total=packing.total_score,
         upper_bound=packing.upper_bound,
+        gap=packing.gap,
         optimal=packing.optimal,
         greedy_chosen=len(greedy),
         greedy_total=sum(ring.score for ring in greedy),
@@ -151,7 +153,7 @@ def print_table(volunteers: int, reports: list[Report]) -> None:
     )
     print("|" + "---:|" * 14 + "---|" + "---:|" * 4)
     for r in reports:
-        proven = "yes" if r.optimal else f"no (bound {r.upper_bound:.3f})"
+        proven = "yes" if r.optimal else f"no: bound {r.upper_bound:.3f}, gap {r.gap:.1e}"
         ratio = r.greedy_total / r.total if r.total else 1.0
         print(
             f"| {volunteers:,} | {r.swappers:,} | {r.limit} | {r.edges:,} | {r.index_s:.2f} "

@@ -149,6 +149,13 @@ class RingPacking:
     largest_component: int
     unproven_rings: int
 
+    @property
+    def gap(self) -> float:
+        """How far ``total_score`` may be below the optimum, relative to ``upper_bound``."""
+        if self.upper_bound <= 0.0:
+            return 0.0
+        return max(0.0, (self.upper_bound - self.total_score) / self.upper_bound)
+
 
 class TeachingEdges:
     """Directed teaching edges (teacher -> learner), validated and sorted by (teacher, learner).
