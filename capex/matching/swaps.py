@@ -33,10 +33,12 @@ volunteer, maximise the sum of chosen ring scores, solved by ``scipy.optimize.mi
 one teacher in the chosen set, so a teacher uses exactly one open slot. The rings are first
 split into the connected components of the ring-overlap graph (two rings touch when they
 share a volunteer): a ring alone in its component is in every optimum (scores are positive);
-the other components are solved in batches of whole components, each with ``time_limit``.
-A batch that runs out of time keeps the better of HiGHS's best solution and a greedy
-packing of that batch, and the result says so (``optimal=False``, ``upper_bound`` from the
-solver's dual bound); it is never reported as optimal.
+the other components are solved in batches of whole components: the LP relaxation first
+(when its optimum is integral, that proves it), then the integer programme, each solve
+with ``time_limit``. A batch that runs out of time keeps the best of HiGHS's incumbent, a
+greedy packing and a greedy packing led by the LP values, and the result says so
+(``optimal=False``; ``upper_bound`` is the smaller of the LP bound and the solver's dual
+bound); it is never reported as optimal.
 """
 
 from __future__ import annotations
@@ -502,7 +504,13 @@ class _Solve:
 
 
 def _solve_packing(members: IntArray, scores: FloatArray, time_limit: float | None) -> _Solve:
-    """The cycle formulation over one batch of rings (shape (r, 3) members, (r,) scores)."""
+    """The cycle formulation over one batch of rings (shape (r, 3) members, (r,) scores).
+
+    The LP relaxation is solved first: its optimum bounds the packing's and is often
+    integral already, which proves it. Otherwise the integer programme is solved; if that
+    runs out of time, the best of its incumbent, a greedy packing and a greedy packing led by
+    the LP values is kept, bounded by the smaller of the LP and the solver's dual bound.
+    """
     n_rings = scores.size
     ring_of_cell = np.repeat(np.arange(n_rings), 3)
     cells = members.ravel()
@@ -511,40 +519,62 @@ def _solve_packing(members: IntArray, scores: FloatArray, time_limit: float | No
     packing = sp.csr_array(
         (np.ones(int(real.sum())), (rows, ring_of_cell[real])), shape=(vertices.size, n_rings)
     )
-    options: dict[str, float | bool] = {"disp": False, "mip_rel_gap": 0.0}
+    constraint = LinearConstraint(packing, -np.inf, 1.0)
+    options: dict[str, float | bool] = {"disp": False}
     if time_limit is not None:
         options["time_limit"] = float(time_limit)
+
+    def feasible(x: FloatArray | None) -> BoolArray | None:
+        if x is None:
+            return None
+        chosen = np.asarray(x) > 0.5
+        return chosen if np.all(packing @ chosen.astype(np.float64) <= 1.0) else None
+
+    relaxed = milp(-scores, bounds=Bounds(0.0, 1.0), constraints=constraint, options=options)
+    bounds: list[float] = []
+    lp_values: FloatArray | None = None
+    if relaxed.status == 0 and relaxed.x is not None:
+        lp_values = np.asarray(relaxed.x, dtype=np.float64)
+        lp_bound = float(-relaxed.fun)
+        bounds.append(lp_bound)
+        rounded = feasible(lp_values)
+        integral = bool(np.all(np.minimum(lp_values, 1.0 - lp_values) < 1e-9))
+        if integral and rounded is not None and scores[rounded].sum() >= lp_bound - 1e-6:
+            return _Solve(rounded, True, max(lp_bound, float(scores[rounded].sum())))
+
     result = milp(
         -scores,
         integrality=np.ones(n_rings),
         bounds=Bounds(0.0, 1.0),
-        constraints=LinearConstraint(packing, -np.inf, 1.0),
-        options=options,
+        constraints=constraint,
+        options={**options, "mip_rel_gap": 0.0},
     )
-    solution: BoolArray | None = None
-    if result.x is not None:
-        candidate = np.asarray(result.x) > 0.5
-        if np.all(packing @ candidate.astype(np.float64) <= 1.0):
-            solution = candidate
+    solution = feasible(result.x)
+    if result.mip_dual_bound is not None and np.isfinite(result.mip_dual_bound):
+        bounds.append(float(-result.mip_dual_bound))
     if result.status == 0 and solution is not None:
         total = float(scores[solution].sum())
-        bound = total if result.mip_dual_bound is None else max(total, -result.mip_dual_bound)
-        return _Solve(solution, True, bound)
-    # Out of time or failed: the better of the solver's incumbent and a greedy packing.
-    greedy = _greedy(members, scores)
-    if solution is None or scores[greedy].sum() > scores[solution].sum():
-        solution = greedy
-    if result.mip_dual_bound is not None and np.isfinite(result.mip_dual_bound):
-        bound = float(-result.mip_dual_bound)
-    else:
+        return _Solve(solution, True, max(total, min(bounds, default=total)))
+
+    # Out of time or failed: the best packing at hand, never called optimal.
+    candidates = [_greedy(members, scores)]
+    if solution is not None:
+        candidates.append(solution)
+    if lp_values is not None:
+        led = np.lexsort((np.arange(n_rings), -lp_values))  # LP value first, then best first
+        by_lp = np.zeros(n_rings, dtype=np.bool_)
+        by_lp[led[_greedy(members[led], scores[led])]] = True
+        candidates.append(by_lp)
+    best = max(candidates, key=lambda chosen: float(scores[chosen].sum()))
+    if not bounds:
         # Each chosen ring's score spread evenly over its members; a volunteer gets at most
         # the best share among their rings.
         lengths = (members >= 0).sum(axis=1)
         shares = np.repeat(scores / lengths, 3)[real]
         best_share = np.zeros(vertices.size)
         np.maximum.at(best_share, rows, shares)
-        bound = float(best_share.sum())
-    return _Solve(solution, False, max(bound, float(scores[solution].sum())))
+        bounds.append(float(best_share.sum()))
+    return _Solve(best, False, max(min(bounds), float(scores[best].sum())))
 
 
 def _batches(sizes: IntArray, batch_rings: int) -> Iterator[IntArray]:
@@ -579,8 +609,9 @@ def best_disjoint_rings(
     max_length : {2, 3}, default 3
         Longest ring considered.
     time_limit : float or None, default 10.0
-        Seconds allowed to each integer-programme solve; None for no limit. A solve that
-        runs out keeps its best packing and makes the result ``optimal=False``.
+        Seconds allowed to each solve (per batch, the LP relaxation and then the integer
+        programme); None for no limit. A batch that runs out keeps its best packing and
+        makes the result ``optimal=False``.
     batch_rings : int, default 20000
         Components of the ring-overlap graph are solved together up to this many rings per
         solve (a larger component is solved alone), so that thousands of small components do
