@@ -22,9 +22,11 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 exchanges_app = typer.Typer(help="Exchanges.", no_args_is_help=True)
 stats_app = typer.Typer(help="Statistics for coordinators.", no_args_is_help=True)
+rounds_app = typer.Typer(help="Matching rounds for a cohort.", no_args_is_help=True)
 app.add_typer(skills_app, name="skills")
 app.add_typer(exchanges_app, name="exchanges")
 app.add_typer(stats_app, name="stats")
+app.add_typer(rounds_app, name="rounds")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -229,6 +231,117 @@ def stats_export(
             text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
             (out / f"{table.name}.tab").write_text(text, encoding="utf-8")
     typer.echo(f"{len(export.tables)} tables written to {out} as {format}")
+
+
+@rounds_app.command("run")
+def rounds_run(
+    name: Annotated[str, typer.Option(help="The round's name, e.g. the 2027 leadership cohort.")],
+    skill: Annotated[
+        list[str] | None,
+        typer.Option(help="Only learners wanting this skill (or below); again for more."),
+    ] = None,
+    mode: Annotated[
+        str, typer.Option(help="optimal (greatest total score) or stable.")
+    ] = "optimal",
+    learner: Annotated[
+        list[int] | None, typer.Option(help="Only this learner id; again for more.")
+    ] = None,
+    mentor: Annotated[
+        list[int] | None, typer.Option(help="Only this mentor id; again for more.")
+    ] = None,
+    min_score: Annotated[float, typer.Option(help="Leave out pairs scoring less.")] = 0.0,
+    max_per_learner: Annotated[int, typer.Option(help="Pairs one learner may get.")] = 1,
+) -> None:
+    """Run a matching round and keep it as a draft; prints its metrics."""
+    from pydantic import ValidationError
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from capex.db import open_database, session_scope
+    from capex.schemas.rounds import RoundCreate
+    from capex.services import rounds
+    from capex.services.matches import MatchingService
+
+    try:
+        data = RoundCreate.model_validate(
+            {
+                "name": name,
+                "mode": mode,
+                "skills": skill or None,
+                "learners": learner or None,
+                "mentors": mentor or None,
+                "min_score": min_score,
+                "max_per_learner": max_per_learner,
+            }
+        )
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise _fail(problems) from None
+    settings = get_settings()
+    migrate.upgrade(settings.database_url)
+    try:
+        with open_database(settings.database_url) as sessions, Progress() as bar:
+            task = bar.add_task("round", total=4)
+
+            def moved(step: str, done: int, steps: int) -> None:
+                bar.update(task, completed=done, total=steps, description=step)
+
+            matching = MatchingService(sessions, rebuild_in_background=False)
+            with session_scope(sessions, write=True) as session:
+                view = rounds.run(session, matching, None, data, progress=moved)
+    except CapexError as error:
+        raise _fail(error.detail) from error
+    table = Table(title=f"round {view.id}: {view.name} ({view.mode}, draft)")
+    for column in (
+        "learners",
+        "matched",
+        "pairs",
+        "total score",
+        "mean score",
+        "mentor load Gini",
+        "blocking pairs",
+    ):
+        table.add_column(column, justify="right")
+    m = view.metrics
+    table.add_row(
+        str(m.learners),
+        str(m.matched),
+        str(len(view.pairs)),
+        f"{m.total_score:.4f}",
+        "-" if m.mean_score is None else f"{m.mean_score:.4f}",
+        "-" if m.mentor_load_gini is None else f"{m.mentor_load_gini:.3f}",
+        str(m.blocking_pairs),
+    )
+    Console().print(table)
+    typer.echo(f"publish it with: capex rounds publish {view.id}")
+
+
+@rounds_app.command("publish")
+def rounds_publish(
+    round_id: Annotated[int, typer.Argument(min=1, help="The round's id.")],
+) -> None:
+    """Turn a draft round's pairs into requests (origin round); reports the pairs left out."""
+    from capex.db import open_database, session_scope
+    from capex.services import rounds
+
+    settings = get_settings()
+    try:
+        with (
+            open_database(settings.database_url) as sessions,
+            session_scope(sessions, write=True) as session,
+        ):
+            result = rounds.publish(session, settings, round_id)
+    except CapexError as error:
+        raise _fail(error.detail) from error
+    typer.echo(f"{result.published} pairs published as requests, {result.not_published} left out")
+    for pair in result.round.pairs:
+        if pair.not_published:
+            who = f"{pair.learner.username} -> {pair.mentor.username} ({pair.skill})"
+            typer.echo(f"  {who}: {pair.not_published}")
 
 
 @app.command()

@@ -13,7 +13,12 @@ from tests.factories import auth_headers, make_volunteer
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_CONTENT = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 # A value for each path parameter that names nothing (a well-formed id, an unknown one).
-UNKNOWN = {"volunteer_id": "999999", "exchange_id": "999999", "skill_id": "no-such-skill"}
+UNKNOWN = {
+    "volunteer_id": "999999",
+    "exchange_id": "999999",
+    "skill_id": "no-such-skill",
+    "round_id": "999999",
+}
 METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 
 

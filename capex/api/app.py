@@ -30,6 +30,7 @@ from capex.api.routes import (
     me,
     notifications,
     ops,
+    rounds,
     skills,
     stats,
     volunteers,
@@ -112,7 +113,17 @@ def create_app(
         app.state.session_factory, settings, max_age_seconds=settings.stats_max_age_seconds
     )
     problems.install(app)
-    for module in (auth, me, matches, notifications, volunteers, skills, exchanges, stats):
+    for module in (
+        auth,
+        me,
+        matches,
+        notifications,
+        volunteers,
+        skills,
+        exchanges,
+        stats,
+        rounds,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)
     docs_pages.install(app)

@@ -82,7 +82,7 @@ class RoundSummary(Schema):
     mode: Literal["optimal", "stable"]
     status: Literal["draft", "published"]
     created_at: RequiredUtcTimestamp
-    published_at: UtcTimestamp
+    published_at: UtcTimestamp | None
     metrics: RoundMetrics
 
 

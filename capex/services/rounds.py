@@ -10,20 +10,35 @@ rest are published all the same. A round is published once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from capex.config import Settings
-from capex.errors import CapexError, Conflict, NotFound
+from capex.errors import CapexError, Conflict, Invalid, NotFound, field_error
+from capex.matching import Match, MatchIndex
+from capex.matching import rounds as engine
+from capex.matching.candidates import Candidates
 from capex.models import Round, RoundPair, Volunteer
 from capex.models.base import utcnow
+from capex.schemas.rounds import RoundCreate
+from capex.services import skills as skill_service
 from capex.services.exchanges.requests import request
+from capex.services.matches import MatchingService
 from capex.services.profiles import VolunteerRef, volunteer_refs
 from capex.vocabulary import Origin, RoundMode, RoundStatus
+
+# How many of each learner's mentors the solver may choose from: all the matching lists.
+# Cutting to the best k loses most of the optimum when scores follow popularity (measured in
+# capex/matching/rounds.py and docs/rounds.md).
+CANDIDATES_PER_LEARNER: int | None = None
+# The steps of a run, for a progress bar: (step, steps done, steps in all).
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +152,161 @@ def list_rounds(session: Session, *, before: int | None, limit: int) -> list[Rou
     if before is not None:
         statement = statement.where(Round.id < before)
     return [_summary(row) for row in session.scalars(statement)]
+
+
+def _named_volunteers(session: Session, ids: list[int] | None, field: str) -> list[int] | None:
+    """The ids as given, or 422 naming those that are no active volunteer."""
+    if ids is None:
+        return None
+    found = set(
+        session.scalars(
+            select(Volunteer.id).where(Volunteer.id.in_(ids), Volunteer.is_active.is_(True))
+        )
+    )
+    unknown = sorted(set(ids) - found)
+    if unknown:
+        shown = ", ".join(map(str, unknown[:10])) + (" ..." if len(unknown) > 10 else "")
+        raise Invalid(
+            f"no active volunteer with id {shown}",
+            [field_error(["body", field], "unknown or inactive volunteer ids")],
+        )
+    return sorted(set(ids))
+
+
+def _cohort_skills(session: Session, skills: list[str] | None) -> list[str] | None:
+    """The round's skills and every skill below them; 422 for an unknown one."""
+    if skills is None:
+        return None
+    tree = skill_service.parents(session)
+    unknown = sorted(set(skills) - tree.keys())
+    if unknown:
+        raise Invalid(
+            f"unknown skill {', '.join(unknown)}",
+            [field_error(["body", "skills"], "not in the taxonomy")],
+        )
+    return sorted(set().union(*(skill_service.subtree_ids(tree, skill) for skill in skills)))
+
+
+def run(
+    session: Session,
+    matching: MatchingService,
+    coordinator: Volunteer | None,
+    data: RoundCreate,
+    *,
+    k: int | None = CANDIDATES_PER_LEARNER,
+    progress: Progress | None = None,
+) -> RoundView:
+    """Pair the cohort's learners with mentors at once and keep the round as a draft.
+
+    The pairs come from the matching index as it is now (so each is a pair ``/me/matches``
+    would list), ``k`` best mentors per learner (None: all); the engine chooses among them
+    (``capex.matching.rounds``) and the round is stored with each pair's reasons.
+    """
+    steps = 4
+
+    def step(name: str, done: int) -> None:
+        if progress is not None:
+            progress(name, done, steps)
+
+    learners = _named_volunteers(session, data.learners, "learners")
+    mentors = _named_volunteers(session, data.mentors, "mentors")
+    wanted = _cohort_skills(session, data.skills)
+    step("candidate pairs", 0)
+    index = matching.index()
+    candidates = index.candidates(
+        # Named volunteers the index has not seen (no profile yet) cannot be paired.
+        None if learners is None else [i for i in learners if i in index],
+        k=k,
+        wanted_skills=wanted,
+        mentors=None if mentors is None else [i for i in mentors if i in index],
+        per_wanted_skill=data.max_per_learner > 1,
+        min_score=data.min_score,
+    )
+    step("solving", 1)
+    mode = RoundMode(data.mode)
+    if mode == RoundMode.OPTIMAL:
+        chosen = engine.optimal(candidates, max_per_learner=data.max_per_learner)
+    else:
+        chosen = engine.stable(candidates, max_per_learner=data.max_per_learner)
+    figures = engine.metrics(candidates, chosen, max_per_learner=data.max_per_learner)
+    step("reasons", 2)
+    matched = set(candidates.learner_ids[chosen.rows].tolist())
+    cohort = set(candidates.learners.tolist()) | set(learners or ())
+    row = Round(
+        name=data.name,
+        mode=mode,
+        created_by_id=None if coordinator is None else coordinator.id,
+        skills=data.skills,
+        learner_ids=learners,
+        mentor_ids=mentors,
+        min_score=data.min_score,
+        max_per_learner=data.max_per_learner,
+        learners=len(cohort),
+        matched=figures.matched,
+        total_score=figures.total_score,
+        mean_score=figures.mean_score if figures.pairs else None,
+        mentor_load_gini=figures.mentor_load_gini if candidates.mentors.size else None,
+        blocking_pairs=figures.blocking_pairs,
+        unmatched_learner_ids=sorted(cohort - matched),
+    )
+    session.add(row)
+    session.flush()
+    step("storing", 3)
+    session.add_all(
+        _pairs(
+            row.id,
+            index,
+            candidates,
+            chosen.rows,
+            k=k,
+            per_wanted_skill=data.max_per_learner > 1,
+        )
+    )
+    session.flush()
+    step("stored", 4)
+    return read_round(session, row.id)
+
+
+def _pairs(
+    round_id: int,
+    index: MatchIndex,
+    candidates: Candidates,
+    rows: Any,
+    *,
+    k: int | None,
+    per_wanted_skill: bool,
+) -> list[RoundPair]:
+    """The chosen pairs as rows, each with the engine's reasons for its score.
+
+    The reasons are the learner's own ``query`` (one per learner, or per learner and wanted
+    skill), which lists every candidate mentor of theirs: the candidates are its best ``k``.
+    """
+    explained: dict[tuple[int, str | None], dict[int, Match]] = {}
+    pairs = []
+    for position in np.asarray(rows, dtype=np.int64).tolist():
+        learner = int(candidates.learner_ids[position])
+        mentor = int(candidates.mentor_ids[position])
+        skill = candidates.skill_ids[int(candidates.skills[position])]
+        wanted = candidates.skill_ids[int(candidates.wanted_skills[position])]
+        key = (learner, wanted if per_wanted_skill else None)
+        if key not in explained:
+            found = index.query(learner, role="learner", skill=key[1], limit=k or len(index))
+            explained[key] = {match.volunteer_id: match for match in found}
+        match = explained[key].get(mentor)
+        if match is None:  # the candidates are the query's own best k: never
+            raise RuntimeError(f"the engine cannot explain its pair {learner} -> {mentor}")
+        pairs.append(
+            RoundPair(
+                round_id=round_id,
+                learner_id=learner,
+                mentor_id=mentor,
+                skill_id=skill,
+                wanted_skill_id=wanted,
+                score=float(candidates.scores[position]),
+                reasons=match.reasons,
+            )
+        )
+    return pairs
 
 
 def publish(session: Session, settings: Settings, round_id: int) -> Published:
