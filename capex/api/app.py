@@ -33,6 +33,7 @@ from capex.api.routes import (
     rounds,
     skills,
     stats,
+    swaps,
     volunteers,
 )
 from capex.config import Settings, SettingsError, get_settings
@@ -123,6 +124,7 @@ def create_app(
         exchanges,
         stats,
         rounds,
+        swaps,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(ops.router)

@@ -95,3 +95,31 @@ class PublishedRead(Schema):
     round: RoundRead
     published: int = Field(description="pairs that became exchanges")
     not_published: int = Field(description="pairs checked again and left out, each saying why")
+
+
+class RingStepRead(Schema):
+    volunteer: VolunteerRef = Field(description="teaches the next volunteer of the ring")
+    teaches: str = Field(description="the skill, one the volunteer offers")
+    learner: VolunteerRef
+    wanted_skill: str = Field(description="the learner's want it serves")
+    score: float = Field(ge=0, le=1, description="the pair's matching score")
+
+    _round = field_serializer("score")(_rounded)
+
+
+class RingRead(Schema):
+    members: list[RingStepRead] = Field(description="in ring order: each teaches the next")
+    score: float = Field(description="the sum of its pairs' scores")
+
+    _round = field_serializer("score")(_rounded)
+
+
+class RingList(Schema):
+    items: list[RingRead] = Field(description="best first")
+
+
+class RingSetRead(RingList):
+    total_score: float
+    optimal: bool = Field(description="false when the solver ran out of time: then the best found")
+    upper_bound: float = Field(description="no disjoint set of rings scores more")
+    rings_found: int = Field(description="rings there are to choose from")

@@ -1,0 +1,165 @@
+"""Skill-swap rings: volunteers who teach each other directly, two or three at a time.
+
+A ring is made of pairs the matching lists (``MatchIndex.candidates``: a shared language,
+overlapping time where both gave availability, the teacher's open slot, never oneself), so
+a ring is a set of exchanges each volunteer could also have asked for one by one. The rings
+themselves and the exact choice of disjoint rings are the engine's
+(``capex.matching.swaps``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from capex.matching import swaps as engine
+from capex.matching.candidates import Candidates
+from capex.matching.index import MatchIndex
+from capex.models import SkillOffer, SkillWant, Volunteer
+from capex.services.matches import MatchingService
+from capex.services.profiles import VolunteerRef, volunteer_refs
+
+
+@dataclass(frozen=True, slots=True)
+class RingStep:
+    """One exchange of a ring: ``volunteer`` teaches ``learner`` the skill ``teaches``."""
+
+    volunteer: VolunteerRef
+    teaches: str
+    learner: VolunteerRef
+    wanted_skill: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class RingView:
+    members: list[RingStep]
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class RingSet:
+    """Disjoint rings with the greatest total score, and whether that is proven."""
+
+    items: list[RingView]
+    total_score: float
+    optimal: bool
+    upper_bound: float
+    rings_found: int
+
+
+def swappers(session: Session) -> list[int]:
+    """Who can be in a ring: active, offering and wanting something, with an open slot."""
+    return list(
+        session.scalars(
+            select(Volunteer.id)
+            .where(
+                Volunteer.is_active.is_(True),
+                Volunteer.accepted_as_mentor < Volunteer.mentor_capacity,
+                exists().where(SkillOffer.volunteer_id == Volunteer.id),
+                exists().where(SkillWant.volunteer_id == Volunteer.id),
+            )
+            .order_by(Volunteer.id)
+        )
+    )
+
+
+def _edges(*parts: Candidates) -> engine.TeachingEdges:
+    """Teaching edges (mentor -> learner) from candidate pairs, one per ordered pair."""
+    teacher, learner, teaches, wanted, score = [], [], [], [], []
+    for part in parts:
+        names = np.asarray(part.skill_ids, dtype=np.str_)
+        teacher.append(part.mentor_ids)
+        learner.append(part.learner_ids)
+        teaches.append(names[part.skills] if part.skill_ids else np.array([], dtype=np.str_))
+        wanted.append(names[part.wanted_skills] if part.skill_ids else np.array([], dtype=np.str_))
+        score.append(part.scores)
+    t, lr = np.concatenate(teacher), np.concatenate(learner)
+    # The same pair may come from two of the parts: keep it once.
+    _, first = np.unique(t * (int(lr.max(initial=0)) + 1) + lr, return_index=True)
+    return engine.TeachingEdges(
+        t[first],
+        lr[first],
+        np.concatenate(teaches)[first],
+        np.concatenate(wanted)[first],
+        np.concatenate(score)[first],
+    )
+
+
+def _held(index: MatchIndex, ids: list[int]) -> list[int]:
+    return [volunteer_id for volunteer_id in ids if volunteer_id in index]
+
+
+def _views(session: Session, rings: tuple[engine.Ring, ...] | list[engine.Ring]) -> list[RingView]:
+    people = {step.volunteer for ring in rings for step in ring.members}
+    refs = volunteer_refs(session, people)
+    return [
+        RingView(
+            members=[
+                RingStep(
+                    refs[step.volunteer],
+                    step.teaches,
+                    refs[step.learner],
+                    step.wanted_skill,
+                    step.score,
+                )
+                for step in ring.members
+            ],
+            score=ring.score,
+        )
+        for ring in rings
+        if all(step.volunteer in refs for step in ring.members)
+    ]
+
+
+def my_rings(
+    session: Session,
+    matching: MatchingService,
+    volunteer: Volunteer,
+    *,
+    max_length: int = 3,
+    limit: int = 20,
+) -> list[RingView]:
+    """The rings ``volunteer`` is in, best first: whom they could teach, who could teach
+    them, and who of the first could teach one of the second."""
+    index = matching.index()
+    everyone = swappers(session)
+    if volunteer.id not in set(everyone) or volunteer.id not in index:
+        return []
+    others = _held(index, [i for i in everyone if i != volunteer.id])
+    if not others:
+        return []
+    mine = [volunteer.id]
+    taught = index.candidates(others, mentors=mine)  # I teach them
+    teachers = index.candidates(mine, mentors=others)  # they teach me
+    parts = [taught, teachers]
+    if max_length >= 3 and len(taught) and len(teachers):
+        # B (whom I teach) teaches C (who teaches me): the third side of a ring of three.
+        onward = index.candidates(
+            sorted(set(teachers.mentor_ids.tolist())),
+            mentors=sorted(set(taught.learner_ids.tolist())),
+        )
+        parts.append(onward)
+    rings = engine.rings_of(_edges(*parts), volunteer.id, max_length=max_length)
+    return _views(session, rings[:limit])
+
+
+def best_rings(session: Session, matching: MatchingService, *, max_length: int = 3) -> RingSet:
+    """Disjoint rings over everyone who can swap, with the greatest total score (exact,
+    unless the solver ran out of time: then ``optimal`` is False)."""
+    index = matching.index()
+    people = _held(index, swappers(session))
+    if len(people) < 2:
+        return RingSet([], 0.0, True, 0.0, 0)
+    edges = _edges(index.candidates(people, mentors=people))
+    packing = engine.best_disjoint_rings(edges, max_length=max_length)
+    return RingSet(
+        items=_views(session, packing.rings),
+        total_score=packing.total_score,
+        optimal=packing.optimal,
+        upper_bound=packing.upper_bound,
+        rings_found=packing.rings_found,
+    )
