@@ -339,3 +339,46 @@ def test_seed_if_empty_loads_volunteers_and_their_history_once(empty_database):
     again = capex("seed-if-empty", "--volunteers", "30")
     assert again.exit_code == 0, again.output
     assert "no demo data loaded" in again.output
+
+
+# rounds
+
+
+def test_rounds_run_then_publish_from_the_command_line(empty_database):
+    from capex.models import Exchange, Round
+
+    loaded = capex("demo", "--volunteers", "120", "--seed", "4")
+    assert loaded.exit_code == 0, loaded.output
+
+    ran = capex("rounds", "run", "--name", "CLI cohort", "--skill", "technology")
+    assert ran.exit_code == 0, ran.output
+    assert "CLI cohort" in ran.output
+    assert "blocking" in ran.output
+    with db.session_scope() as session:
+        (round_,) = session.scalars(select(Round)).all()
+        pairs = round_.matched
+    assert pairs > 0
+    assert f"capex rounds publish {round_.id}" in ran.output
+
+    published = capex("rounds", "publish", str(round_.id))
+    assert published.exit_code == 0, published.output
+    with db.session_scope() as session:
+        made = session.scalars(select(Exchange).where(Exchange.origin == "round")).all()
+    assert len(made) > 0
+    assert f"{len(made)} pairs published" in published.output
+
+    again = capex("rounds", "publish", str(round_.id))
+    assert again.exit_code == 1
+    assert "already published" in again.stderr
+
+
+def test_rounds_run_refuses_bad_options(migrated_database):
+    bad_mode = capex("rounds", "run", "--name", "x", "--mode", "greedy")
+    assert bad_mode.exit_code == 1
+    assert "mode" in bad_mode.stderr
+    bad_skill = capex("rounds", "run", "--name", "x", "--skill", "no-such-skill")
+    assert bad_skill.exit_code == 1
+    assert "unknown skill" in bad_skill.stderr
+    missing = capex("rounds", "publish", "987654")
+    assert missing.exit_code == 1
+    assert "no round" in missing.stderr
