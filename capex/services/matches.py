@@ -207,6 +207,16 @@ class MatchingService:
         """
         return self._current().index
 
+    def fresh_index(self) -> MatchIndex:
+        """The index with every profile committed before this call: polls now, waiting for
+        a poll under way. For whole-population work (a round, swap rings), where a profile
+        saved a moment ago on another worker must count."""
+        state = self._current()
+        with self._polling:
+            current = self._state or state
+            self._poll(current)
+        return (self._state or current).index
+
     def _current(self) -> _State:
         state = self._state
         if state is None:

@@ -212,7 +212,7 @@ def run(
     mentors = _named_volunteers(session, data.mentors, "mentors")
     wanted = _cohort_skills(session, data.skills)
     step("candidate pairs", 0)
-    index = matching.index()
+    index = matching.fresh_index()
     candidates = index.candidates(
         # Named volunteers the index has not seen (no profile yet) cannot be paired.
         None if learners is None else [i for i in learners if i in index],

@@ -125,7 +125,7 @@ def my_rings(
 ) -> list[RingView]:
     """The rings ``volunteer`` is in, best first: whom they could teach, who could teach
     them, and who of the first could teach one of the second."""
-    index = matching.index()
+    index = matching.fresh_index()
     everyone = swappers(session)
     if volunteer.id not in set(everyone) or volunteer.id not in index:
         return []
@@ -150,7 +150,7 @@ def my_rings(
 def best_rings(session: Session, matching: MatchingService, *, max_length: int = 3) -> RingSet:
     """Disjoint rings over everyone who can swap, with the greatest total score (exact,
     unless the solver ran out of time: then ``optimal`` is False)."""
-    index = matching.index()
+    index = matching.fresh_index()
     people = _held(index, swappers(session))
     if len(people) < 2:
         return RingSet([], 0.0, True, 0.0, 0)
