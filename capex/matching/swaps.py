@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 from scipy.sparse.csgraph import connected_components
 
 from capex.matching.index import MatchIndex
@@ -530,7 +530,16 @@ def _solve_packing(members: IntArray, scores: FloatArray, time_limit: float | No
         chosen = np.asarray(x) > 0.5
         return chosen if np.all(packing @ chosen.astype(np.float64) <= 1.0) else None
 
-    relaxed = milp(-scores, bounds=Bounds(0.0, 1.0), constraints=constraint, options=options)
+    # Interior point (with HiGHS's crossover to a vertex): on the largest components it takes
+    # seconds where the simplex method took more than 30 (106k rings, 21k volunteers).
+    relaxed = linprog(
+        -scores,
+        A_ub=packing,
+        b_ub=np.ones(vertices.size),
+        bounds=(0.0, 1.0),
+        method="highs-ipm",
+        options=options,
+    )
     bounds: list[float] = []
     lp_values: FloatArray | None = None
     if relaxed.status == 0 and relaxed.x is not None:
