@@ -10,6 +10,7 @@ themselves and the exact choice of disjoint rings are the engine's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import exists, select
@@ -21,6 +22,11 @@ from capex.matching.index import MatchIndex
 from capex.models import SkillOffer, SkillWant, Volunteer
 from capex.services.matches import MatchingService
 from capex.services.profiles import VolunteerRef, volunteer_refs
+
+# The coordinators' packing considers each swapper's best teachers among the other swappers:
+# with 10 the exact packing is proven within seconds at 100k volunteers; with 20 or more
+# HiGHS leaves a gap (measured in bench/swaps.py and docs/rounds.md).
+TEACHERS_PER_LEARNER = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,24 +74,20 @@ def swappers(session: Session) -> list[int]:
 
 
 def _edges(*parts: Candidates) -> engine.TeachingEdges:
-    """Teaching edges (mentor -> learner) from candidate pairs, one per ordered pair."""
-    teacher, learner, teaches, wanted, score = [], [], [], [], []
-    for part in parts:
-        names = np.asarray(part.skill_ids, dtype=np.str_)
-        teacher.append(part.mentor_ids)
-        learner.append(part.learner_ids)
-        teaches.append(names[part.skills] if part.skill_ids else np.array([], dtype=np.str_))
-        wanted.append(names[part.wanted_skills] if part.skill_ids else np.array([], dtype=np.str_))
-        score.append(part.scores)
-    t, lr = np.concatenate(teacher), np.concatenate(learner)
-    # The same pair may come from two of the parts: keep it once.
-    _, first = np.unique(t * (int(lr.max(initial=0)) + 1) + lr, return_index=True)
-    return engine.TeachingEdges(
-        t[first],
-        lr[first],
-        np.concatenate(teaches)[first],
-        np.concatenate(wanted)[first],
-        np.concatenate(score)[first],
+    """Teaching edges (mentor -> learner) from candidate pairs, the best one per ordered pair
+    (two parts may hold the same pair)."""
+
+    def names(part: Candidates, positions: Any) -> Any:
+        return np.asarray(part.skill_ids, dtype=np.str_)[positions] if part.skill_ids else []
+
+    return engine.TeachingEdges.best_per_pair(
+        np.concatenate([part.mentor_ids for part in parts]),
+        np.concatenate([part.learner_ids for part in parts]),
+        np.concatenate([np.asarray(names(part, part.skills), dtype=np.str_) for part in parts]),
+        np.concatenate(
+            [np.asarray(names(part, part.wanted_skills), dtype=np.str_) for part in parts]
+        ),
+        np.concatenate([part.scores for part in parts]),
     )
 
 
@@ -154,7 +156,7 @@ def best_rings(session: Session, matching: MatchingService, *, max_length: int =
     people = _held(index, swappers(session))
     if len(people) < 2:
         return RingSet([], 0.0, True, 0.0, 0)
-    edges = _edges(index.candidates(people, mentors=people))
+    edges = _edges(index.candidates(people, mentors=people, k=TEACHERS_PER_LEARNER))
     packing = engine.best_disjoint_rings(edges, max_length=max_length)
     return RingSet(
         items=_views(session, packing.rings),
