@@ -358,7 +358,7 @@ def greedy(candidates: Candidates, *, max_per_learner: int = 1) -> Assignment:
     """
     _check_max_per_learner(max_per_learner)
     pairs = _index(candidates)
-    order = np.lexsort((candidates.mentor_ids, candidates.learner_ids, -candidates.scores))
+    order = candidates.score_order()
     remaining = pairs.capacity.tolist()
     taken = [0] * pairs.n_learners
     learner, mentor = pairs.learner.tolist(), pairs.mentor.tolist()
@@ -406,7 +406,7 @@ def stable(candidates: Candidates, *, max_per_learner: int = 1) -> Assignment:
     _check_max_per_learner(max_per_learner)
     pairs = _index(candidates)
     n = len(candidates)
-    preference = np.lexsort((candidates.mentor_ids, -candidates.scores, pairs.learner))
+    preference = candidates.learner_order()
     starts: list[int] = np.searchsorted(
         pairs.learner[preference], np.arange(pairs.n_learners + 1)
     ).tolist()
@@ -506,10 +506,10 @@ def blocking_pairs(candidates: Candidates, rows: npt.ArrayLike, *, max_per_learn
     chosen = np.zeros(n, dtype=np.bool_)
     chosen[np.asarray(rows, dtype=np.int64)] = True
     # Rank of each pair in its learner's and its mentor's order (0 = best).
-    by_learner = np.lexsort((candidates.mentor_ids, -candidates.scores, pairs.learner))
+    by_learner = candidates.learner_order()
     learner_rank = np.empty(n, dtype=np.int64)
     learner_rank[by_learner] = rank_in_groups(pairs.learner[by_learner])
-    by_mentor = np.lexsort((candidates.learner_ids, -candidates.scores, pairs.mentor))
+    by_mentor = candidates.mentor_order()
     mentor_rank = np.empty(n, dtype=np.int64)
     mentor_rank[by_mentor] = rank_in_groups(pairs.mentor[by_mentor])
 
