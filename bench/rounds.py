@@ -147,6 +147,7 @@ class SizeReport:
     stable_s: float
     greedy_s: float
     metrics_s: float
+    explain_s: float
     optimal_total: float
     stable_total: float
     greedy_total: float
@@ -160,7 +161,14 @@ class SizeReport:
 
     @property
     def round_s(self) -> float:
-        return self.candidates_s + self.optimal_s + self.stable_s + self.greedy_s + self.metrics_s
+        return (
+            self.candidates_s
+            + self.optimal_s
+            + self.stable_s
+            + self.greedy_s
+            + self.metrics_s
+            + self.explain_s
+        )
 
 
 def measure_size(n_learners: int, n_mentors: int, seed: int, k: int | None) -> SizeReport:
@@ -181,6 +189,7 @@ def measure_size(n_learners: int, n_mentors: int, seed: int, k: int | None) -> S
     fair, stable_s = timed(lambda: stable(candidates))
     base, greedy_s = timed(lambda: greedy(candidates))
     figures, metrics_s = timed(lambda: [metrics(candidates, a) for a in (best, fair, base)])
+    _, explain_s = timed(lambda: index.explain(candidates, best.rows))
     return SizeReport(
         n_learners,
         n_mentors,
@@ -192,6 +201,7 @@ def measure_size(n_learners: int, n_mentors: int, seed: int, k: int | None) -> S
         stable_s,
         greedy_s,
         metrics_s,
+        explain_s,
         best.total_score,
         fair.total_score,
         base.total_score,
@@ -209,16 +219,17 @@ def print_sizes(reports: list[SizeReport]) -> None:
     print()
     print(
         "| learners x mentors | listed pairs / learner | index build s | candidates s "
-        "| optimal s | stable s | greedy s | metrics s | round total s | peak RSS MB "
+        "| optimal s | stable s | greedy s | metrics (3 rounds) s | reasons of the optimal pairs s "
+        "| round total s | peak RSS MB "
         "| total score optimal / stable / greedy (greedy / optimal) "
         "| matched optimal / stable / greedy | load Gini optimal / stable | stable blocking |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|")
     for r in reports:
         print(
             f"| {r.learners:,} x {r.mentors:,} | {r.listed_per_learner:.0f} | {r.build_s:.1f} "
             f"| {r.candidates_s:.2f} | {r.optimal_s:.2f} | {r.stable_s:.2f} | {r.greedy_s:.2f} "
-            f"| {r.metrics_s:.2f} | {r.round_s:.1f} | {r.peak_mb:,.0f} "
+            f"| {r.metrics_s:.2f} | {r.explain_s:.2f} | {r.round_s:.1f} | {r.peak_mb:,.0f} "
             f"| {r.optimal_total:,.1f} / {r.stable_total:,.1f} / {r.greedy_total:,.1f} "
             f"({r.greedy_total / r.optimal_total:.2%}) "
             f"| {r.optimal_matched:,} / {r.stable_matched:,} / {r.greedy_matched:,} "

@@ -1026,3 +1026,74 @@ class MatchIndex:
         offsets = np.cumsum(counts) - counts
         best[spoken] = np.maximum.reduceat(shared, offsets[spoken])
         return best
+
+    def explain(self, candidates: Candidates, rows: npt.ArrayLike | None = None) -> list[Match]:
+        """The matches behind candidate pairs, with their reasons, as ``query`` gives them.
+
+        Row ``r`` becomes the ``Match`` that ``query(learner, skill=wanted_skill)`` lists for
+        its mentor (the same skill choice, score, similarity, level fit, overlap and shared
+        languages). ``candidates`` must come from this index, unchanged since (a volunteer
+        removed since raises KeyError).
+
+        Parameters
+        ----------
+        candidates : Candidates
+        rows : array of int, optional
+            Positions in ``candidates`` (an ``Assignment``'s rows); default all.
+
+        Returns
+        -------
+        list of Match, one per row, in the order of ``rows``.
+        """
+        if candidates.skill_ids != self.skill_space.skill_ids:
+            raise ValueError("candidates name another skill taxonomy than this index")
+        chosen = np.arange(len(candidates)) if rows is None else np.asarray(rows, np.int64)
+        with self._lock:
+            learner_rows = np.array(
+                [self._row_of[i] for i in candidates.learner_ids[chosen].tolist()], np.int64
+            )
+            mentor_rows = np.array(
+                [self._row_of[i] for i in candidates.mentor_ids[chosen].tolist()], np.int64
+            )
+            has_availability = self._has_availability.values
+            known = (has_availability[learner_rows] & has_availability[mentor_rows]).tolist()
+            quarters = np.zeros(chosen.size, dtype=np.int64)
+            for word in range(WORDS_PER_WEEK):
+                bits = self._bitmaps[word]
+                quarters += np.bitwise_count(bits[learner_rows] & bits[mentor_rows])
+            overlaps = (quarters * QUARTER_MINUTES).tolist()
+            matches = []
+            for i, (row, learner_row, mentor_row) in enumerate(
+                zip(chosen.tolist(), learner_rows.tolist(), mentor_rows.tolist(), strict=True)
+            ):
+                wanted = int(candidates.wanted_skills[row])
+                offered = int(candidates.skills[row])
+                related, similarities = self.skill_space.related(wanted)
+                similarity = float(similarities[np.searchsorted(related, offered)])
+                want_columns, want_levels = self._wants.row(learner_row)
+                offer_columns, offer_levels = self._offers.row(mentor_row)
+                target = int(want_levels[want_columns == wanted][0])
+                level = int(offer_levels[offer_columns == offered][0])
+                languages, language_levels = self._languages.row(learner_row)
+                learner = _Querier(
+                    volunteer_id=int(candidates.learner_ids[row]),
+                    active=True,
+                    open_slots=0,
+                    bitmap=None,
+                    languages=dict(zip(languages.tolist(), language_levels.tolist(), strict=True)),
+                    offers={},
+                    wants={},
+                )
+                matches.append(
+                    Match(
+                        volunteer_id=int(candidates.mentor_ids[row]),
+                        skill=self.skill_space.skill_ids[offered],
+                        wanted_skill=self.skill_space.skill_ids[wanted],
+                        score=float(candidates.scores[row]),
+                        skill_similarity=similarity,
+                        level_fit=float(self._fit[level, target]),
+                        overlap_minutes_per_week=int(overlaps[i]) if known[i] else None,
+                        shared_languages=self._shared_languages(mentor_row, learner),
+                    )
+                )
+            return matches

@@ -591,6 +591,13 @@ def metrics(
     )
 
 
+def unmatched_learners(candidates: Candidates, assignment: Assignment) -> IntArray:
+    """The round's learners without a pair, ascending, shape (u,)."""
+    matched = candidates.learner_ids[assignment.rows]
+    unmatched: IntArray = candidates.learners[~np.isin(candidates.learners, matched)]
+    return unmatched
+
+
 def check_round(candidates: Candidates, rows: npt.ArrayLike, *, max_per_learner: int = 1) -> None:
     """Raise ValueError unless ``rows`` keep every capacity and per-learner limit."""
     pairs = _index(candidates)

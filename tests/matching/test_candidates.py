@@ -149,6 +149,12 @@ def test_candidates_are_the_queries_of_every_learner(
     assert rows_of(got) == rows  # same pairs, order, skills and scores (exactly)
     assert got.learners.tolist() == round_learners
     assert dict(zip(got.mentors.tolist(), got.open_slots.tolist(), strict=True)) == round_mentors
+    # The reasons of each pair are the query's, asked for the pair's wanted skill.
+    for row, explained in enumerate(index.explain(got)):
+        learner = int(got.learner_ids[row])
+        wanted = got.skill_ids[got.wanted_skills[row]]
+        listed = {m.volunteer_id: m for m in index.query(learner, "learner", wanted, limit=1000)}
+        assert explained == listed[int(got.mentor_ids[row])]
     if not per_wanted_skill:
         # Cutting in the index and cutting the whole list afterwards are the same.
         every = index.candidates(

@@ -23,6 +23,7 @@ from capex.matching.rounds import (
     metrics,
     optimal,
     stable,
+    unmatched_learners,
 )
 from tests.matching.helpers import SUMMER_WEEK, TAXONOMY, volunteer
 
@@ -228,6 +229,8 @@ def test_the_classic_trap_greedy_one_pair_optimum_two() -> None:
     candidates = trap()
     assert greedy(candidates).rows.tolist() == [0]
     assert stable(candidates).rows.tolist() == [0]
+    assert unmatched_learners(candidates, greedy(candidates)).tolist() == [2]
+    assert unmatched_learners(candidates, optimal(candidates)).tolist() == []
     best = optimal(candidates)
     assert best.rows.tolist() == [1, 2]
     assert best.total_score == pytest.approx(1.7)
