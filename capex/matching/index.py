@@ -9,7 +9,7 @@ index is compacted (the live rows copied, in order, into fresh arrays).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -688,6 +688,7 @@ class MatchIndex:
         mentors: Iterable[int] | None = None,
         per_wanted_skill: bool = False,
         min_score: float = 0.0,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Candidates:
         """Each learner's best ``k`` mentors, for many learners at once.
 
@@ -716,6 +717,9 @@ class MatchIndex:
             for each want ``w``, instead of one per learner.
         min_score : float, default 0.0
             Only pairs scoring at least this.
+        progress : callable, optional
+            Called as ``progress(learners_done, learners_total)`` after each block of
+            learners (a progress bar; it runs under the index's lock, so keep it quick).
 
         Returns
         -------
@@ -735,7 +739,7 @@ class MatchIndex:
             learner_rows = self._rows_of(learners, self._eligible_learner.values)
             mentor_rows = self._rows_of(mentors, self._eligible_mentor.values)
             return self._candidates(
-                learner_rows, mentor_rows, allowed_wants, k, per_wanted_skill, min_score
+                learner_rows, mentor_rows, allowed_wants, k, per_wanted_skill, min_score, progress
             )
 
     def _rows_of(self, ids: Iterable[int] | None, eligible: npt.NDArray[np.bool_]) -> IntArray:
@@ -786,6 +790,7 @@ class MatchIndex:
         k: int | None,
         per_wanted_skill: bool,
         min_score: float,
+        progress: Callable[[int, int], None] | None,
     ) -> Candidates:
         n_skills = len(self.skill_space)
         similarity = self.skill_space.similarity_
@@ -831,6 +836,8 @@ class MatchIndex:
         parts: list[tuple[IntArray, IntArray, IntArray, FloatArray]] = []
         used_mentors = np.zeros(n_mentors, dtype=np.bool_)
         for block in range(len(bounds) - 1):
+            if progress is not None:
+                progress(bounds[block], learner_rows.size)
             first, last = int(want_bounds[block]), int(want_bounds[block + 1])
             if first == last or not entries_per_want[first:last].any():
                 continue
@@ -852,6 +859,8 @@ class MatchIndex:
                 used_mentors,
             )
             parts.append(block_part)
+        if progress is not None:
+            progress(learner_rows.size, learner_rows.size)
 
         if parts:
             owner, mentor, best, scores = (

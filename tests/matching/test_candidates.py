@@ -184,6 +184,17 @@ def test_several_wanted_skills_take_the_best_pair_among_them() -> None:
     ]
 
 
+def test_progress_is_reported_up_to_every_learner() -> None:
+    index = MatchIndex(SkillSpace(TAXONOMY), SUMMER_WEEK).build(
+        [volunteer(i, wants=(("lua", 1),)) for i in range(1, 6)]
+        + [volunteer(10, offers=(("lua", 2),), open_slots=3)]
+    )
+    seen: list[tuple[int, int]] = []
+    index.candidates(progress=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (0, 5)
+    assert seen[-1] == (5, 5)
+
+
 def test_top_k_cuts_ties_at_the_lowest_mentor_ids() -> None:
     index = MatchIndex(SkillSpace(TAXONOMY), SUMMER_WEEK).build(
         [volunteer(1, wants=(("lua", 1),))]
