@@ -797,15 +797,18 @@ class MatchIndex:
         sim_indptr = similarity.indptr.astype(np.int64)
         rank_of, rank_value, rank_wanted, rank_offered = self._pass_ranks()
 
-        # The learners' wants, one entry each, learner after learner (ascending id).
+        # The round's learners: those with a want taking part.
+        want_owner, want_columns, _ = self._wants.gather(learner_rows)
+        in_round = np.zeros(learner_rows.size, dtype=np.bool_)
+        in_round[want_owner[allowed_wants[want_columns]]] = True
+        learner_rows = learner_rows[in_round]
+        round_learners = self._ids.values[learner_rows]
+        # Their wants, one entry each, learner after learner (ascending id).
         want_owner, want_columns, want_targets = self._wants.gather(learner_rows)
         kept = allowed_wants[want_columns]
         want_owner = want_owner[kept]
         want_columns = want_columns[kept].astype(np.int64)
         want_targets = want_targets[kept].astype(np.int64)
-        in_round = np.zeros(learner_rows.size, dtype=np.bool_)
-        in_round[want_owner] = True
-        round_learners = self._ids.values[learner_rows[in_round]]
 
         # The mentors' offers as postings: per skill, mentor positions (ascending) and levels.
         n_mentors = mentor_rows.size
