@@ -2,7 +2,7 @@
 
 For each size (default 10k learners x 2k mentors and 100k x 20k) a synthetic population is
 made in memory: learners who want 1..3 skills, mentors who offer 1..3 with capacities 1..5,
-a taxonomy of 21 skills per root area (one root per 45 mentors, so that a learner has about
+a taxonomy of 21 skills per root area (one root per 80 mentors, so that a learner has about
 50 candidate mentors at every size), skills drawn with a long tail, 1..3 languages, 0..3
 weekly slots in a few time zones. The engine's index is built over it, then timed:
 ``MatchIndex.candidates`` (every listed pair, or each learner's best ``--k``), the optimal
@@ -117,7 +117,7 @@ def population(
     n_learners: int, n_mentors: int, seed: int
 ) -> tuple[dict[str, str | None], list[VolunteerRecord]]:
     rng = np.random.default_rng(seed)
-    tree = taxonomy(max(4, n_mentors // 45))
+    tree = taxonomy(max(4, n_mentors // 80))
     skills = sorted(tree)
     skill_order = rng.permutation(len(skills))  # which skills the long tail favours
     records = [person(rng, i, skills, skill_order, offers=False) for i in range(1, n_learners + 1)]
@@ -147,6 +147,7 @@ class SizeReport:
     stable_s: float
     greedy_s: float
     metrics_s: float
+    explain_s: float
     optimal_total: float
     stable_total: float
     greedy_total: float
@@ -160,7 +161,14 @@ class SizeReport:
 
     @property
     def round_s(self) -> float:
-        return self.candidates_s + self.optimal_s + self.stable_s + self.greedy_s + self.metrics_s
+        return (
+            self.candidates_s
+            + self.optimal_s
+            + self.stable_s
+            + self.greedy_s
+            + self.metrics_s
+            + self.explain_s
+        )
 
 
 def measure_size(n_learners: int, n_mentors: int, seed: int, k: int | None) -> SizeReport:
@@ -181,6 +189,7 @@ def measure_size(n_learners: int, n_mentors: int, seed: int, k: int | None) -> S
     fair, stable_s = timed(lambda: stable(candidates))
     base, greedy_s = timed(lambda: greedy(candidates))
     figures, metrics_s = timed(lambda: [metrics(candidates, a) for a in (best, fair, base)])
+    _, explain_s = timed(lambda: index.explain(candidates, best.rows))
     return SizeReport(
         n_learners,
         n_mentors,
@@ -192,6 +201,7 @@ def measure_size(n_learners: int, n_mentors: int, seed: int, k: int | None) -> S
         stable_s,
         greedy_s,
         metrics_s,
+        explain_s,
         best.total_score,
         fair.total_score,
         base.total_score,
@@ -209,16 +219,17 @@ def print_sizes(reports: list[SizeReport]) -> None:
     print()
     print(
         "| learners x mentors | listed pairs / learner | index build s | candidates s "
-        "| optimal s | stable s | greedy s | metrics s | round total s | peak RSS MB "
+        "| optimal s | stable s | greedy s | metrics (3 rounds) s | reasons of the optimal pairs s "
+        "| round total s | peak RSS MB "
         "| total score optimal / stable / greedy (greedy / optimal) "
         "| matched optimal / stable / greedy | load Gini optimal / stable | stable blocking |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|")
     for r in reports:
         print(
             f"| {r.learners:,} x {r.mentors:,} | {r.listed_per_learner:.0f} | {r.build_s:.1f} "
             f"| {r.candidates_s:.2f} | {r.optimal_s:.2f} | {r.stable_s:.2f} | {r.greedy_s:.2f} "
-            f"| {r.metrics_s:.2f} | {r.round_s:.1f} | {r.peak_mb:,.0f} "
+            f"| {r.metrics_s:.2f} | {r.explain_s:.2f} | {r.round_s:.1f} | {r.peak_mb:,.0f} "
             f"| {r.optimal_total:,.1f} / {r.stable_total:,.1f} / {r.greedy_total:,.1f} "
             f"({r.greedy_total / r.optimal_total:.2%}) "
             f"| {r.optimal_matched:,} / {r.stable_matched:,} / {r.greedy_matched:,} "
@@ -261,8 +272,14 @@ def uniform_round(n_learners: int, n_mentors: int, slots: int, per_learner: int,
 # -- pruning -----------------------------------------------------------------------------------
 
 
-def popularity_population(n_learners: int, n_mentors: int, n_stars: int, seed: int):
-    """One area; ``n_stars`` mentors at level 4, available all week, native in English."""
+def popularity_population(
+    n_learners: int, n_mentors: int, n_stars: int, seed: int, *, tied: bool = True
+):
+    """One area; ``n_stars`` mentors available all week who teach every skill in it.
+
+    ``tied``: the stars are alike (level 4, native English), so a learner's scores for them
+    tie; otherwise each star teaches each skill at level 3 or 4 and speaks English at 4 or 5.
+    """
     rng = np.random.default_rng(seed)
     tree = taxonomy(1)
     skills = sorted(tree)
@@ -282,21 +299,29 @@ def popularity_population(n_learners: int, n_mentors: int, n_stars: int, seed: i
     for j in range(n_mentors):
         star = j < n_stars
         offers = skills if star else [skills[s] for s in sorted(rng.choice(len(skills), 6, False))]
+        if star:
+            english = 5 if tied else int(rng.integers(4, 6))
+            levels = [4 if tied else int(rng.integers(3, 5)) for _ in offers]
+        else:
+            english = int(rng.integers(2, 5))
+            levels = [int(rng.integers(1, 3)) for _ in offers]
         records.append(
             VolunteerRecord(
                 id=n_learners + 1 + j,
                 timezone="UTC",
-                languages=(("en", 5 if star else int(rng.integers(2, 5))),),
+                languages=(("en", english),),
                 slots=week_slots if star else ((int(rng.integers(7)), 540, 780),),
-                offers=tuple((skill, 4 if star else int(rng.integers(1, 3))) for skill in offers),
+                offers=tuple(zip(offers, levels, strict=True)),
                 open_slots=int(rng.integers(1, 6)),
             )
         )
     return tree, records
 
 
-def measure_pruning(n_learners: int, n_mentors: int, n_stars: int, seed: int) -> None:
-    tree, records = popularity_population(n_learners, n_mentors, n_stars, seed)
+def measure_pruning(
+    n_learners: int, n_mentors: int, n_stars: int, seed: int, *, tied: bool = True
+) -> None:
+    tree, records = popularity_population(n_learners, n_mentors, n_stars, seed, tied=tied)
     index = MatchIndex(SkillSpace(tree), next_week_start(datetime.now(UTC))).build(records)
     everything = index.candidates(k=None)
     full, full_s = timed(lambda: optimal(everything))
@@ -304,7 +329,8 @@ def measure_pruning(n_learners: int, n_mentors: int, n_stars: int, seed: int) ->
     star_slots = sum(r.open_slots for r in records if r.id in stars)
     print(
         f"\nPruning, popularity population: {n_learners:,} learners, {n_mentors:,} mentors of "
-        f"whom {n_stars} stars ({star_slots} slots) score high for everyone; "
+        f"whom {n_stars} {'alike' if tied else 'varied'} stars ({star_slots} slots) score "
+        "high for everyone; "
         f"{len(everything) / everything.learners.size:.0f} listed pairs per learner; "
         f"unpruned optimum {full.total_score:,.1f} ({len(full):,} pairs) in {full_s:.2f} s\n"
     )
@@ -372,6 +398,7 @@ def main() -> None:
         compare_solvers(uniform_round(5000, 1000, 5, 50, args.seed), "5,000 x 1,000 x 5 slots")
     if not args.no_pruning:
         measure_pruning(4000, 1000, 150, args.seed)
+        measure_pruning(4000, 1000, 150, args.seed, tied=False)
 
 
 if __name__ == "__main__":

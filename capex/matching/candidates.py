@@ -143,6 +143,36 @@ class Candidates:
             open_slots=self.open_slots,
         )
 
+    def learner_order(self) -> IntArray:
+        """Rows by learner id, score descending, mentor id (then position), shape (n,).
+
+        ``MatchIndex.candidates`` gives rows in this order already; then no sort is needed.
+        """
+        learners, scores, mentors = self.learner_ids, self.scores, self.mentor_ids
+        if len(self) < 2:
+            return np.arange(len(self), dtype=np.int64)
+        step = learners[1:] - learners[:-1]
+        next_is_worse = (scores[1:] < scores[:-1]) | (
+            (scores[1:] == scores[:-1]) & (mentors[1:] >= mentors[:-1])
+        )
+        ordered = (step > 0) | ((step == 0) & next_is_worse)
+        if ordered.all():
+            return np.arange(len(self), dtype=np.int64)
+        order: IntArray = np.lexsort((mentors, -scores, learners))
+        return order
+
+    def score_order(self) -> IntArray:
+        """Rows by score descending, learner id, mentor id (then position), shape (n,)."""
+        by_learner = self.learner_order()
+        order: IntArray = by_learner[np.argsort(-self.scores[by_learner], kind="stable")]
+        return order
+
+    def mentor_order(self, score_order: IntArray | None = None) -> IntArray:
+        """Rows by mentor id, score descending, learner id (then position), shape (n,)."""
+        by_score = self.score_order() if score_order is None else score_order
+        order: IntArray = by_score[np.argsort(self.mentor_ids[by_score], kind="stable")]
+        return order
+
     def top(self, k: int | None, mentor_k: int | None = None) -> Candidates:
         """Only each learner's best ``k`` pairs (score descending, then mentor id ascending),
         and with ``mentor_k`` also each mentor's best ``mentor_k`` (score descending, then
@@ -155,10 +185,10 @@ class Candidates:
         if k is None:
             keep[:] = True
         else:
-            order = np.lexsort((self.mentor_ids, -self.scores, self.learner_ids))
+            order = self.learner_order()
             keep[order[rank_in_groups(self.learner_ids[order]) < k]] = True
         if mentor_k is not None and k is not None:
-            order = np.lexsort((self.learner_ids, -self.scores, self.mentor_ids))
+            order = self.mentor_order()
             keep[order[rank_in_groups(self.mentor_ids[order]) < mentor_k]] = True
         return self.take(np.flatnonzero(keep))
 

@@ -9,7 +9,7 @@ index is compacted (the live rows copied, in order, into fresh arrays).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -688,6 +688,7 @@ class MatchIndex:
         mentors: Iterable[int] | None = None,
         per_wanted_skill: bool = False,
         min_score: float = 0.0,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Candidates:
         """Each learner's best ``k`` mentors, for many learners at once.
 
@@ -716,6 +717,9 @@ class MatchIndex:
             for each want ``w``, instead of one per learner.
         min_score : float, default 0.0
             Only pairs scoring at least this.
+        progress : callable, optional
+            Called as ``progress(learners_done, learners_total)`` after each block of
+            learners (a progress bar; it runs under the index's lock, so keep it quick).
 
         Returns
         -------
@@ -735,7 +739,7 @@ class MatchIndex:
             learner_rows = self._rows_of(learners, self._eligible_learner.values)
             mentor_rows = self._rows_of(mentors, self._eligible_mentor.values)
             return self._candidates(
-                learner_rows, mentor_rows, allowed_wants, k, per_wanted_skill, min_score
+                learner_rows, mentor_rows, allowed_wants, k, per_wanted_skill, min_score, progress
             )
 
     def _rows_of(self, ids: Iterable[int] | None, eligible: npt.NDArray[np.bool_]) -> IntArray:
@@ -786,21 +790,25 @@ class MatchIndex:
         k: int | None,
         per_wanted_skill: bool,
         min_score: float,
+        progress: Callable[[int, int], None] | None,
     ) -> Candidates:
         n_skills = len(self.skill_space)
         similarity = self.skill_space.similarity_
         sim_indptr = similarity.indptr.astype(np.int64)
         rank_of, rank_value, rank_wanted, rank_offered = self._pass_ranks()
 
-        # The learners' wants, one entry each, learner after learner (ascending id).
+        # The round's learners: those with a want taking part.
+        want_owner, want_columns, _ = self._wants.gather(learner_rows)
+        in_round = np.zeros(learner_rows.size, dtype=np.bool_)
+        in_round[want_owner[allowed_wants[want_columns]]] = True
+        learner_rows = learner_rows[in_round]
+        round_learners = self._ids.values[learner_rows]
+        # Their wants, one entry each, learner after learner (ascending id).
         want_owner, want_columns, want_targets = self._wants.gather(learner_rows)
         kept = allowed_wants[want_columns]
         want_owner = want_owner[kept]
         want_columns = want_columns[kept].astype(np.int64)
         want_targets = want_targets[kept].astype(np.int64)
-        in_round = np.zeros(learner_rows.size, dtype=np.bool_)
-        in_round[want_owner] = True
-        round_learners = self._ids.values[learner_rows[in_round]]
 
         # The mentors' offers as postings: per skill, mentor positions (ascending) and levels.
         n_mentors = mentor_rows.size
@@ -831,6 +839,8 @@ class MatchIndex:
         parts: list[tuple[IntArray, IntArray, IntArray, FloatArray]] = []
         used_mentors = np.zeros(n_mentors, dtype=np.bool_)
         for block in range(len(bounds) - 1):
+            if progress is not None:
+                progress(bounds[block], learner_rows.size)
             first, last = int(want_bounds[block]), int(want_bounds[block + 1])
             if first == last or not entries_per_want[first:last].any():
                 continue
@@ -852,6 +862,8 @@ class MatchIndex:
                 used_mentors,
             )
             parts.append(block_part)
+        if progress is not None:
+            progress(learner_rows.size, learner_rows.size)
 
         if parts:
             owner, mentor, best, scores = (
@@ -1026,3 +1038,74 @@ class MatchIndex:
         offsets = np.cumsum(counts) - counts
         best[spoken] = np.maximum.reduceat(shared, offsets[spoken])
         return best
+
+    def explain(self, candidates: Candidates, rows: npt.ArrayLike | None = None) -> list[Match]:
+        """The matches behind candidate pairs, with their reasons, as ``query`` gives them.
+
+        Row ``r`` becomes the ``Match`` that ``query(learner, skill=wanted_skill)`` lists for
+        its mentor (the same skill choice, score, similarity, level fit, overlap and shared
+        languages). ``candidates`` must come from this index, unchanged since (a volunteer
+        removed since raises KeyError).
+
+        Parameters
+        ----------
+        candidates : Candidates
+        rows : array of int, optional
+            Positions in ``candidates`` (an ``Assignment``'s rows); default all.
+
+        Returns
+        -------
+        list of Match, one per row, in the order of ``rows``.
+        """
+        if candidates.skill_ids != self.skill_space.skill_ids:
+            raise ValueError("candidates name another skill taxonomy than this index")
+        chosen = np.arange(len(candidates)) if rows is None else np.asarray(rows, np.int64)
+        with self._lock:
+            learner_rows = np.array(
+                [self._row_of[i] for i in candidates.learner_ids[chosen].tolist()], np.int64
+            )
+            mentor_rows = np.array(
+                [self._row_of[i] for i in candidates.mentor_ids[chosen].tolist()], np.int64
+            )
+            has_availability = self._has_availability.values
+            known = (has_availability[learner_rows] & has_availability[mentor_rows]).tolist()
+            quarters = np.zeros(chosen.size, dtype=np.int64)
+            for word in range(WORDS_PER_WEEK):
+                bits = self._bitmaps[word]
+                quarters += np.bitwise_count(bits[learner_rows] & bits[mentor_rows])
+            overlaps = (quarters * QUARTER_MINUTES).tolist()
+            matches = []
+            for i, (row, learner_row, mentor_row) in enumerate(
+                zip(chosen.tolist(), learner_rows.tolist(), mentor_rows.tolist(), strict=True)
+            ):
+                wanted = int(candidates.wanted_skills[row])
+                offered = int(candidates.skills[row])
+                related, similarities = self.skill_space.related(wanted)
+                similarity = float(similarities[np.searchsorted(related, offered)])
+                want_columns, want_levels = self._wants.row(learner_row)
+                offer_columns, offer_levels = self._offers.row(mentor_row)
+                target = int(want_levels[want_columns == wanted][0])
+                level = int(offer_levels[offer_columns == offered][0])
+                languages, language_levels = self._languages.row(learner_row)
+                learner = _Querier(
+                    volunteer_id=int(candidates.learner_ids[row]),
+                    active=True,
+                    open_slots=0,
+                    bitmap=None,
+                    languages=dict(zip(languages.tolist(), language_levels.tolist(), strict=True)),
+                    offers={},
+                    wants={},
+                )
+                matches.append(
+                    Match(
+                        volunteer_id=int(candidates.mentor_ids[row]),
+                        skill=self.skill_space.skill_ids[offered],
+                        wanted_skill=self.skill_space.skill_ids[wanted],
+                        score=float(candidates.scores[row]),
+                        skill_similarity=similarity,
+                        level_fit=float(self._fit[level, target]),
+                        overlap_minutes_per_week=int(overlaps[i]) if known[i] else None,
+                        shared_languages=self._shared_languages(mentor_row, learner),
+                    )
+                )
+            return matches

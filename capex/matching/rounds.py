@@ -33,11 +33,11 @@ plus one dummy column per learner, measured on this 2-core machine (``bench/roun
 
 | round | pairs | min-cost flow | scipy matching |
 |---|---:|---:|---:|
-| 5k x 1k, 5 slots each, 50 random pairs a learner | 250,000 | 0.07 s | 0.24 s |
-| bench 10k x 2k (slots 1..5) | ~370,000 | 0.27 s | 1.29 s |
-| bench 100k x 20k | ~4.1M | 7.5 s | SCIPY_100K |
+| 5k x 1k, 5 slots each, 50 random pairs a learner | 250,000 | 0.07 s | 0.25 s |
+| bench 10k x 2k (slots 1..5), every listed pair | 505,586 | 0.39-0.89 s | 1.30 s |
+| bench 100k x 20k (a sparser population) | 3,111,805 | 6.1 s | 28.3 s |
 
-- Speed: 3-5x faster, and no slot expansion (a mentor with 5 slots is one node, not 5
+- Speed: 1.5-5x faster, and no slot expansion (a mentor with 5 slots is one node, not 5
   columns with 5 copies of every edge).
 - Generality: ``max_per_learner > 1`` with one pair per wanted skill and per mentor is the same
   flow with two more node layers; the matching cannot express it (rows are learners).
@@ -54,16 +54,23 @@ Pruning
 -------
 Keeping only each learner's best ``k`` mentors before solving (``Candidates.top``) is safe
 when the mentors a learner keeps have room for her, and fails when scores follow popularity.
-Measured (``bench/rounds.py``): 4,000 learners, 1,000 mentors of whom 150 "stars" (level 4,
-available all week, native speakers; 439 slots) score high for everyone, 266 listed pairs a
-learner: the best 10 / 25 / 50 / 100 per learner keep 1.4 % / 4.5 % / 9.1 % / 17.9 % of the
-optimum (everyone keeps the same stars: equal scores are cut at the lowest ids), 200 keep
-100 %; adding each mentor's best 10 or 25 learners (``mentor_k``) recovers only 32-80 %. No
-fixed ``k`` is safe, so rounds keep **every listed pair** (``MatchIndex.candidates(k=None)``,
-the default): the bench round of 100k learners with all ~40 listed pairs each is solved in
-7.5 s. With one pair per learner, keeping per learner at least as many mentors with open
-slots as the round has learners provably loses nothing (some kept mentor is free for her);
-the tests check that and that a pruned round never beats the full one.
+Measured (``bench/rounds.py``): 4,000 learners, 1,000 mentors of whom 150 "stars" (available
+all week, teaching every skill of the area at level 3-4; about 450 slots) score high for
+everyone, 266 listed pairs a learner. Share of the unpruned optimum kept:
+
+| each learner's best k | 10 | 25 | 50 | 100 | 200 |
+|---|---:|---:|---:|---:|---:|
+| stars alike (scores tie, cut at the lowest ids) | 1.4 % | 4.5 % | 9.0 % | 17.7 % | 100 % |
+| stars varied (level 3-4 a skill, English 4-5) | 8.3 % | 18.8 % | 24.7 % | 28.1 % | 100 % |
+
+Adding each mentor's best 10 or 25 learners (``mentor_k``) recovers only 33-81 % (alike) and
+40-90 % (varied). A ``k`` is safe only once it passes the number of mentors who score high for
+everyone, which a round cannot know in advance, so rounds keep **every listed pair**
+(``MatchIndex.candidates(k=None)``, the default): the bench round of 100k learners with all
+~52 listed pairs each (5.2M pairs) is solved in 12 s. With one pair per learner, keeping per
+learner at least as many mentors with open slots as the round has learners provably loses
+nothing (some kept mentor is free for her); the tests check that, and that a pruned round
+never beats the full one.
 
 Integer costs
 -------------
@@ -358,7 +365,7 @@ def greedy(candidates: Candidates, *, max_per_learner: int = 1) -> Assignment:
     """
     _check_max_per_learner(max_per_learner)
     pairs = _index(candidates)
-    order = np.lexsort((candidates.mentor_ids, candidates.learner_ids, -candidates.scores))
+    order = candidates.score_order()
     remaining = pairs.capacity.tolist()
     taken = [0] * pairs.n_learners
     learner, mentor = pairs.learner.tolist(), pairs.mentor.tolist()
@@ -406,7 +413,7 @@ def stable(candidates: Candidates, *, max_per_learner: int = 1) -> Assignment:
     _check_max_per_learner(max_per_learner)
     pairs = _index(candidates)
     n = len(candidates)
-    preference = np.lexsort((candidates.mentor_ids, -candidates.scores, pairs.learner))
+    preference = candidates.learner_order()
     starts: list[int] = np.searchsorted(
         pairs.learner[preference], np.arange(pairs.n_learners + 1)
     ).tolist()
@@ -506,10 +513,10 @@ def blocking_pairs(candidates: Candidates, rows: npt.ArrayLike, *, max_per_learn
     chosen = np.zeros(n, dtype=np.bool_)
     chosen[np.asarray(rows, dtype=np.int64)] = True
     # Rank of each pair in its learner's and its mentor's order (0 = best).
-    by_learner = np.lexsort((candidates.mentor_ids, -candidates.scores, pairs.learner))
+    by_learner = candidates.learner_order()
     learner_rank = np.empty(n, dtype=np.int64)
     learner_rank[by_learner] = rank_in_groups(pairs.learner[by_learner])
-    by_mentor = np.lexsort((candidates.learner_ids, -candidates.scores, pairs.mentor))
+    by_mentor = candidates.mentor_order()
     mentor_rank = np.empty(n, dtype=np.int64)
     mentor_rank[by_mentor] = rank_in_groups(pairs.mentor[by_mentor])
 
@@ -582,6 +589,13 @@ def metrics(
         mentor_load_gini=gini(load),
         blocking_pairs=blocking_pairs(candidates, rows, max_per_learner=max_per_learner),
     )
+
+
+def unmatched_learners(candidates: Candidates, assignment: Assignment) -> IntArray:
+    """The round's learners without a pair, ascending, shape (u,)."""
+    matched = candidates.learner_ids[assignment.rows]
+    unmatched: IntArray = candidates.learners[~np.isin(candidates.learners, matched)]
+    return unmatched
 
 
 def check_round(candidates: Candidates, rows: npt.ArrayLike, *, max_per_learner: int = 1) -> None:

@@ -149,6 +149,12 @@ def test_candidates_are_the_queries_of_every_learner(
     assert rows_of(got) == rows  # same pairs, order, skills and scores (exactly)
     assert got.learners.tolist() == round_learners
     assert dict(zip(got.mentors.tolist(), got.open_slots.tolist(), strict=True)) == round_mentors
+    # The reasons of each pair are the query's, asked for the pair's wanted skill.
+    for row, explained in enumerate(index.explain(got)):
+        learner = int(got.learner_ids[row])
+        wanted = got.skill_ids[got.wanted_skills[row]]
+        listed = {m.volunteer_id: m for m in index.query(learner, "learner", wanted, limit=1000)}
+        assert explained == listed[int(got.mentor_ids[row])]
     if not per_wanted_skill:
         # Cutting in the index and cutting the whole list afterwards are the same.
         every = index.candidates(
@@ -176,6 +182,17 @@ def test_several_wanted_skills_take_the_best_pair_among_them() -> None:
     assert rows_of(everything) == [
         (1, m.volunteer_id, m.skill, m.wanted_skill, m.score) for m in index.query(1)
     ]
+
+
+def test_progress_is_reported_up_to_every_learner() -> None:
+    index = MatchIndex(SkillSpace(TAXONOMY), SUMMER_WEEK).build(
+        [volunteer(i, wants=(("lua", 1),)) for i in range(1, 6)]
+        + [volunteer(10, offers=(("lua", 2),), open_slots=3)]
+    )
+    seen: list[tuple[int, int]] = []
+    index.candidates(progress=lambda done, total: seen.append((done, total)))
+    assert seen[0] == (0, 5)
+    assert seen[-1] == (5, 5)
 
 
 def test_top_k_cuts_ties_at_the_lowest_mentor_ids() -> None:

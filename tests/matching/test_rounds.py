@@ -23,6 +23,7 @@ from capex.matching.rounds import (
     metrics,
     optimal,
     stable,
+    unmatched_learners,
 )
 from tests.matching.helpers import SUMMER_WEEK, TAXONOMY, volunteer
 
@@ -228,6 +229,8 @@ def test_the_classic_trap_greedy_one_pair_optimum_two() -> None:
     candidates = trap()
     assert greedy(candidates).rows.tolist() == [0]
     assert stable(candidates).rows.tolist() == [0]
+    assert unmatched_learners(candidates, greedy(candidates)).tolist() == [2]
+    assert unmatched_learners(candidates, optimal(candidates)).tolist() == []
     best = optimal(candidates)
     assert best.rows.tolist() == [1, 2]
     assert best.total_score == pytest.approx(1.7)
@@ -314,3 +317,45 @@ def test_a_round_over_the_index() -> None:
     assert best.total_score == pytest.approx(fair.total_score)  # one skill: no trade-off
     assert metrics(candidates, best).matched == 6
     assert metrics(candidates, fair).blocking_pairs == 0
+
+
+@round_settings
+@given(instance=instances(), data=st.data())
+def test_the_order_of_the_rows_changes_no_round(instance: Instance, data: st.DataObject) -> None:
+    candidates, q = instance.candidates, instance.max_per_learner
+    # From the learner order (as the index gives them) and from a shuffle.
+    permutations = [candidates.learner_order()]
+    permutations.append(np.array(data.draw(st.permutations(range(len(candidates)))), np.int64))
+    for permutation in permutations:
+        moved = candidates.take(permutation)
+        for solve in (greedy, stable):
+            assert sorted(permutation[solve(moved, max_per_learner=q).rows].tolist()) == (
+                solve(candidates, max_per_learner=q).rows.tolist()
+            )
+        rows = greedy(candidates, max_per_learner=q).rows
+        back = np.argsort(permutation)[rows]
+        assert blocking_pairs(moved, back, max_per_learner=q) == blocking_pairs(
+            candidates, rows, max_per_learner=q
+        )
+        assert optimal(moved, max_per_learner=q).total_score == pytest.approx(
+            optimal(candidates, max_per_learner=q).total_score, abs=1e-8
+        )
+
+
+def test_index_candidates_come_in_learner_order() -> None:
+    records = [volunteer(i, wants=(("lua", 1 + i % 4),)) for i in range(1, 30)] + [
+        volunteer(100 + j, offers=(("lua", 1 + j % 4), ("python", 4)), open_slots=2)
+        for j in range(8)
+    ]
+    candidates = MatchIndex(SkillSpace(TAXONOMY), SUMMER_WEEK).build(records).candidates()
+    assert candidates.learner_order().tolist() == list(range(len(candidates)))
+    by_score = candidates.score_order()
+    keys = list(
+        zip(
+            (-candidates.scores[by_score]).tolist(),
+            candidates.learner_ids[by_score].tolist(),
+            candidates.mentor_ids[by_score].tolist(),
+            strict=True,
+        )
+    )
+    assert keys == sorted(keys)
