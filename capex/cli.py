@@ -287,7 +287,7 @@ def rounds_run(
         with open_database(settings.database_url) as sessions, Progress() as bar:
             task = bar.add_task("round", total=4)
 
-            def moved(step: str, done: int, steps: int) -> None:
+            def moved(step: str, done: float, steps: int) -> None:
                 bar.update(task, completed=done, total=steps, description=step)
 
             matching = MatchingService(sessions, rebuild_in_background=False)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from capex.config import Settings
 from capex.errors import CapexError, Conflict, Invalid, NotFound, field_error
-from capex.matching import Match, MatchIndex
+from capex.matching import MatchIndex
 from capex.matching import rounds as engine
 from capex.matching.candidates import Candidates
 from capex.models import Round, RoundPair, Volunteer
@@ -38,7 +38,7 @@ from capex.vocabulary import Origin, RoundMode, RoundStatus
 # capex/matching/rounds.py and docs/rounds.md).
 CANDIDATES_PER_LEARNER: int | None = None
 # The steps of a run, for a progress bar: (step, steps done, steps in all).
-Progress = Callable[[str, int, int], None]
+Progress = Callable[[str, float, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +204,7 @@ def run(
     """
     steps = 4
 
-    def step(name: str, done: int) -> None:
+    def step(name: str, done: float) -> None:
         if progress is not None:
             progress(name, done, steps)
 
@@ -221,6 +221,9 @@ def run(
         mentors=None if mentors is None else [i for i in mentors if i in index],
         per_wanted_skill=data.max_per_learner > 1,
         min_score=data.min_score,
+        progress=None
+        if progress is None
+        else lambda done, total: progress("candidate pairs", 0, steps),
     )
     step("solving", 1)
     mode = RoundMode(data.mode)
@@ -252,61 +255,33 @@ def run(
     session.add(row)
     session.flush()
     step("storing", 3)
-    session.add_all(
-        _pairs(
-            row.id,
-            index,
-            candidates,
-            chosen.rows,
-            k=k,
-            per_wanted_skill=data.max_per_learner > 1,
-        )
-    )
+    session.add_all(_pairs(row.id, index, candidates, chosen.rows))
     session.flush()
     step("stored", 4)
     return read_round(session, row.id)
 
 
-def _pairs(
-    round_id: int,
-    index: MatchIndex,
-    candidates: Candidates,
-    rows: Any,
-    *,
-    k: int | None,
-    per_wanted_skill: bool,
-) -> list[RoundPair]:
-    """The chosen pairs as rows, each with the engine's reasons for its score.
-
-    The reasons are the learner's own ``query`` (one per learner, or per learner and wanted
-    skill), which lists every candidate mentor of theirs: the candidates are its best ``k``.
-    """
-    explained: dict[tuple[int, str | None], dict[int, Match]] = {}
-    pairs = []
-    for position in np.asarray(rows, dtype=np.int64).tolist():
-        learner = int(candidates.learner_ids[position])
-        mentor = int(candidates.mentor_ids[position])
-        skill = candidates.skill_ids[int(candidates.skills[position])]
-        wanted = candidates.skill_ids[int(candidates.wanted_skills[position])]
-        key = (learner, wanted if per_wanted_skill else None)
-        if key not in explained:
-            found = index.query(learner, role="learner", skill=key[1], limit=k or len(index))
-            explained[key] = {match.volunteer_id: match for match in found}
-        match = explained[key].get(mentor)
-        if match is None:  # the candidates are the query's own best k: never
-            raise RuntimeError(f"the engine cannot explain its pair {learner} -> {mentor}")
-        pairs.append(
-            RoundPair(
-                round_id=round_id,
-                learner_id=learner,
-                mentor_id=mentor,
-                skill_id=skill,
-                wanted_skill_id=wanted,
-                score=float(candidates.scores[position]),
-                reasons=match.reasons,
-            )
+def _pairs(round_id: int, index: MatchIndex, candidates: Candidates, rows: Any) -> list[RoundPair]:
+    """The chosen pairs as rows, each with the engine's reasons for its score (the query's
+    ``Match`` for the pair's wanted skill, read from the index right after the solve)."""
+    chosen = np.asarray(rows, dtype=np.int64)
+    try:
+        explained = index.explain(candidates, chosen)
+    except KeyError:
+        # A volunteer of the round left the index (deactivated) while it was solved.
+        raise Conflict("a volunteer of this round left while it ran; run it again") from None
+    return [
+        RoundPair(
+            round_id=round_id,
+            learner_id=int(candidates.learner_ids[position]),
+            mentor_id=int(candidates.mentor_ids[position]),
+            skill_id=candidates.skill_ids[int(candidates.skills[position])],
+            wanted_skill_id=candidates.skill_ids[int(candidates.wanted_skills[position])],
+            score=float(candidates.scores[position]),
+            reasons=match.reasons,
         )
-    return pairs
+        for position, match in zip(chosen.tolist(), explained, strict=True)
+    ]
 
 
 def publish(session: Session, settings: Settings, round_id: int) -> Published:

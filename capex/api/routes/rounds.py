@@ -25,7 +25,7 @@ _errors: dict[int | str, dict[str, Any]] = {
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=RoundRead,
-    responses=_errors,
+    responses={**_errors, 409: {"model": Problem}},
 )
 def run_round(
     data: RoundCreate,
