@@ -198,3 +198,42 @@ def test_a_bad_round_is_a_clear_422(client, coordinator, body, field):
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert any(error["loc"][-1] == field for error in response.json()["errors"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"learners": []},
+        {"mentors": []},
+        {"skills": []},
+        {"min_score": 1.0, "mode": "stable"},
+        {"max_per_learner": 3},
+        {"max_per_learner": 2, "mode": "stable"},
+    ],
+)
+def test_an_empty_or_edge_cohort_is_a_round_with_what_it_can(client, session, coordinator, body):
+    trap(session)
+    round_ = run(client, coordinator, **body)
+    pairs = round_["pairs"]
+    per_mentor: dict[str, int] = {}
+    for pair in pairs:
+        per_mentor[pair["mentor"]["username"]] = per_mentor.get(pair["mentor"]["username"], 0) + 1
+    assert all(count <= 1 for count in per_mentor.values())  # one slot each
+    assert round_["metrics"]["matched"] == len({p["learner"]["id"] for p in pairs})
+    if body.get("learners") == [] or body.get("mentors") == [] or body.get("skills") == []:
+        assert pairs == []
+
+
+def test_a_learner_may_get_a_mentor_per_wanted_skill(client, session, coordinator):
+    trap(session)
+    both = make_volunteer(
+        session,
+        "both",
+        languages=ENGLISH,
+        wants=[{"skill": "lua", "level": 3}, {"skill": "photography", "level": 2}],
+    )
+    round_ = run(client, coordinator, learners=[both.id], max_per_learner=2)
+    assert sorted((p["mentor"]["username"], p["skill"]) for p in round_["pairs"]) == [
+        ("max", "photography"),
+        ("mia", "lua"),
+    ]
