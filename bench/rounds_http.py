@@ -33,9 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from directory import DEFAULT_POSTGRES, fresh_database, populate, server  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from capex.db import open_database, session_scope  # noqa: E402
 from capex.demo import DEFAULT_DEMO_PASSWORD  # noqa: E402
+from capex.models import Volunteer  # noqa: E402
 from capex.services import accounts  # noqa: E402
 from capex.vocabulary import Role  # noqa: E402
 
@@ -107,8 +109,15 @@ def run_database(kind: str, args: argparse.Namespace) -> list[tuple[str, str, st
                 )
                 print(f"  {rows[-1]}", flush=True)
             mine = []
-            for n in range(2, 2 + args.swappers):
-                headers = token(url, base, f"demo{n}")
+            with open_database(url) as sessions, sessions() as session:
+                active = session.scalars(
+                    select(Volunteer.username)
+                    .where(Volunteer.is_active.is_(True), Volunteer.username != "demo1")
+                    .order_by(Volunteer.id)
+                    .limit(args.swappers)
+                ).all()
+            for username in active:
+                headers = token(url, base, username)
                 started = time.perf_counter()
                 httpx.get(f"{base}/api/v1/me/swaps", headers=headers, timeout=60).raise_for_status()
                 mine.append((time.perf_counter() - started) * 1000)
