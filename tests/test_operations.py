@@ -319,6 +319,7 @@ PATH_VALUES: dict[str, list[Any]] = {
     "skill_id": ["lua", "no-such-skill", "x" * 300, "%00", "Ünïcødé", "..%2F.."],
     "volunteer_id": [0, -1, 2**63, 10**30, "abc", "1.5"],
     "exchange_id": [0, -1, 2**63, 10**30, "abc", "1.5", 1, 999_999],
+    "round_id": [0, -1, 2**63, 10**30, "abc", "1.5", 1, 999_999],
 }
 
 
