@@ -9,6 +9,7 @@ themselves and the exact choice of disjoint rings are the engine's
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from capex.matching import Match
 from capex.matching import swaps as engine
 from capex.matching.candidates import Candidates
 from capex.matching.index import MatchIndex
@@ -57,20 +59,22 @@ class RingSet:
     rings_found: int
 
 
-def swappers(session: Session) -> list[int]:
-    """Who can be in a ring: active, offering and wanting something, with an open slot."""
-    return list(
-        session.scalars(
-            select(Volunteer.id)
-            .where(
-                Volunteer.is_active.is_(True),
-                Volunteer.accepted_as_mentor < Volunteer.mentor_capacity,
-                exists().where(SkillOffer.volunteer_id == Volunteer.id),
-                exists().where(SkillWant.volunteer_id == Volunteer.id),
-            )
-            .order_by(Volunteer.id)
+def swappers(session: Session, among: Iterable[int] | None = None) -> list[int]:
+    """Who can be in a ring (of ``among``, or of everyone): active, offering and wanting
+    something, with an open slot."""
+    statement = (
+        select(Volunteer.id)
+        .where(
+            Volunteer.is_active.is_(True),
+            Volunteer.accepted_as_mentor < Volunteer.mentor_capacity,
+            exists().where(SkillOffer.volunteer_id == Volunteer.id),
+            exists().where(SkillWant.volunteer_id == Volunteer.id),
         )
+        .order_by(Volunteer.id)
     )
+    if among is not None:
+        statement = statement.where(Volunteer.id.in_(sorted(set(among))))
+    return list(session.scalars(statement))
 
 
 def _edges(*parts: Candidates) -> engine.TeachingEdges:
@@ -88,6 +92,24 @@ def _edges(*parts: Candidates) -> engine.TeachingEdges:
             [np.asarray(names(part, part.wanted_skills), dtype=np.str_) for part in parts]
         ),
         np.concatenate([part.scores for part in parts]),
+    )
+
+
+def _from_matches(teacher: int, matches: list[Match]) -> Candidates:
+    """``teacher``'s matches as a mentor, as candidate pairs (learner, mentor = teacher)."""
+    skill_ids = tuple(sorted({m.skill for m in matches} | {m.wanted_skill for m in matches}))
+    position = {skill: n for n, skill in enumerate(skill_ids)}
+    learners = np.array([m.volunteer_id for m in matches], dtype=np.int64)
+    return Candidates(
+        learner_ids=learners,
+        mentor_ids=np.full(len(matches), teacher, dtype=np.int64),
+        skills=np.array([position[m.skill] for m in matches], dtype=np.int64),
+        wanted_skills=np.array([position[m.wanted_skill] for m in matches], dtype=np.int64),
+        scores=np.array([m.score for m in matches], dtype=np.float64),
+        skill_ids=skill_ids,
+        learners=np.unique(learners),
+        mentors=np.array([teacher], dtype=np.int64),
+        open_slots=np.array([1], dtype=np.int64),
     )
 
 
@@ -128,23 +150,27 @@ def my_rings(
     """The rings ``volunteer`` is in, best first: whom they could teach, who could teach
     them, and who of the first could teach one of the second."""
     index = matching.fresh_index()
-    everyone = swappers(session)
-    if volunteer.id not in set(everyone) or volunteer.id not in index:
+    if volunteer.id not in index or not swappers(session, [volunteer.id]):
         return []
-    others = _held(index, [i for i in everyone if i != volunteer.id])
-    if not others:
+    # Whom I can teach (one query as a mentor), and who can teach me (my candidates).
+    learners = index.query(volunteer.id, role="mentor", limit=max(len(index), 1))
+    teachers = index.candidates([volunteer.id])
+    able = set(
+        swappers(session, {m.volunteer_id for m in learners} | set(teachers.mentor_ids.tolist()))
+    )
+    taught = [match for match in learners if match.volunteer_id in able]
+    teach_me = teachers.take(np.flatnonzero(np.isin(teachers.mentor_ids, sorted(able))))
+    if not taught or not len(teach_me):
         return []
-    mine = [volunteer.id]
-    taught = index.candidates(others, mentors=mine)  # I teach them
-    teachers = index.candidates(mine, mentors=others)  # they teach me
-    parts = [taught, teachers]
-    if max_length >= 3 and len(taught) and len(teachers):
+    parts = [_from_matches(volunteer.id, taught), teach_me]
+    if max_length >= 3:
         # B (whom I teach) teaches C (who teaches me): the third side of a ring of three.
-        onward = index.candidates(
-            sorted(set(teachers.mentor_ids.tolist())),
-            mentors=sorted(set(taught.learner_ids.tolist())),
+        parts.append(
+            index.candidates(
+                sorted(set(teach_me.mentor_ids.tolist())),
+                mentors=sorted({match.volunteer_id for match in taught}),
+            )
         )
-        parts.append(onward)
     rings = engine.rings_of(_edges(*parts), volunteer.id, max_length=max_length)
     return _views(session, rings[:limit])
 
