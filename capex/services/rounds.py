@@ -86,27 +86,15 @@ class Published:
     not_published: int
 
 
-def _metrics(row: Round) -> RoundMetrics:
-    return RoundMetrics(
-        learners=row.learners,
-        matched=row.matched,
-        total_score=row.total_score,
-        mean_score=row.mean_score,
-        mentor_load_gini=row.mentor_load_gini,
-        blocking_pairs=row.blocking_pairs,
-    )
+def _columns(row: Round, view: type[Any], **given: Any) -> Any:
+    """``view`` filled from the row's columns of the same names (``given`` beside them)."""
+    names = [name for name in view.__dataclass_fields__ if name not in given]
+    return view(**{name: getattr(row, name) for name in names}, **given)
 
 
 def _summary(row: Round) -> RoundSummary:
-    return RoundSummary(
-        id=row.id,
-        name=row.name,
-        mode=row.mode,
-        status=row.status,
-        created_at=row.created_at,
-        published_at=row.published_at,
-        metrics=_metrics(row),
-    )
+    summary: RoundSummary = _columns(row, RoundSummary, metrics=_columns(row, RoundMetrics))
+    return summary
 
 
 def _round(session: Session, round_id: int) -> Round:
@@ -128,8 +116,9 @@ def read_round(session: Session, round_id: int) -> RoundView:
     )
     people = {pair.learner_id for pair in pairs} | {pair.mentor_id for pair in pairs}
     refs = volunteer_refs(session, people | set(row.unmatched_learner_ids))
+    summary = _summary(row)
     return RoundView(
-        **{field: getattr(_summary(row), field) for field in RoundSummary.__dataclass_fields__},
+        **{field: getattr(summary, field) for field in RoundSummary.__dataclass_fields__},
         pairs=[
             RoundPairView(
                 learner=refs[pair.learner_id],
