@@ -190,7 +190,7 @@ def stats_export(
     from capex.services import stats_tables
     from capex.services.stats import StatsFilter, StatsQuery
     from capex.services.stats_snapshot import StatsIndex
-    from capex.services.tables import to_csv, to_tab
+    from capex.services.tables import to_csv
 
     if format not in ("csv", "tab"):
         raise _fail("--format must be csv or tab")
@@ -222,12 +222,13 @@ def stats_export(
             export = stats_tables.every_table(snapshot, query)
     except CapexError as error:
         raise _fail(error.detail) from error
-    sources = f"capex statistics as of {export.as_of.isoformat()}"
     for table in export.tables:
         if format == "csv":
             (out / f"{table.name}.csv").write_text(to_csv(table), encoding="utf-8", newline="")
         else:
-            document = to_tab(table, min_cell=settings.stats_min_cell, sources=sources)
+            document = stats_tables.open_data(
+                table, min_cell=settings.stats_min_cell, as_of=export.as_of
+            )
             text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
             (out / f"{table.name}.tab").write_text(text, encoding="utf-8")
     typer.echo(f"{len(export.tables)} tables written to {out} as {format}")

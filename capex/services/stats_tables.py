@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from capex.services import stats
-from capex.services.tables import Cell, Column, Table
+from capex.services.tables import Cell, Column, Table, to_tab
 from capex.vocabulary import ExchangeState
 
 
@@ -299,3 +300,8 @@ def every_table(source: stats.StatsSource, query: stats.StatsQuery) -> Export:
             *mentor_tables(source.mentors(query)),
         ],
     )
+
+
+def open_data(table: Table, *, min_cell: int, as_of: datetime) -> dict[str, Any]:
+    """``table`` as the Commons tabular data document both the API and the export give."""
+    return to_tab(table, min_cell=min_cell, sources=f"capex statistics as of {as_of.isoformat()}")

@@ -29,7 +29,7 @@ from capex.schemas.stats import (
 )
 from capex.services import stats_tables
 from capex.services.stats import StatsFilter, StatsQuery
-from capex.services.tables import Table, to_csv, to_tab
+from capex.services.tables import Table, to_csv
 
 router = APIRouter(prefix="/stats", tags=["statistics"])
 
@@ -170,25 +170,20 @@ def _rendered(
 ) -> Response:
     """The answer in the format asked for: JSON as ``model``, or ``table`` (by default the
     first) of its ``tables`` as CSV or open data."""
-    return _response(asked, tables(answer), table, model.model_validate(answer))
-
-
-def _response(asked: Asked, tables: list[Table], table: str | None, model: Any) -> Response:
-    as_of = format_datetime(model.as_of, usegmt=True)
+    as_of = format_datetime(answer.as_of, usegmt=True)
     if asked.format == "json":
         return Response(
-            model.model_dump_json(),
+            model.model_validate(answer).model_dump_json(),
             media_type="application/json",
             headers={"Last-Modified": as_of},
         )
-    chosen = tables[0] if table is None else next(t for t in tables if t.name == table)
+    made = tables(answer)
+    chosen = made[0] if table is None else next(t for t in made if t.name == table)
     if asked.format == "csv":
         body, media, suffix = to_csv(chosen), f"{CSV_MEDIA_TYPE}; charset=utf-8", "csv"
     else:
-        document = to_tab(
-            chosen,
-            min_cell=asked.settings.stats_min_cell,
-            sources=f"capex statistics as of {model.as_of.isoformat()}",
+        document = stats_tables.open_data(
+            chosen, min_cell=asked.settings.stats_min_cell, as_of=answer.as_of
         )
         body, media, suffix = json.dumps(document, ensure_ascii=False), TAB_MEDIA_TYPE, "tab"
     return Response(
