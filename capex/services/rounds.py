@@ -222,8 +222,9 @@ def run(
         chosen = engine.stable(candidates, max_per_learner=data.max_per_learner)
     figures = engine.metrics(candidates, chosen, max_per_learner=data.max_per_learner)
     step("reasons", 2)
-    matched = set(candidates.learner_ids[chosen.rows].tolist())
-    cohort = set(candidates.learners.tolist()) | set(learners or ())
+    # Named learners the index could not pair (no profile, no want in the round) count too.
+    outside = set(learners or ()) - set(candidates.learners.tolist())
+    unmatched = set(engine.unmatched_learners(candidates, chosen).tolist()) | outside
     row = Round(
         name=data.name,
         mode=mode,
@@ -233,13 +234,13 @@ def run(
         mentor_ids=mentors,
         min_score=data.min_score,
         max_per_learner=data.max_per_learner,
-        learners=len(cohort),
+        learners=len(candidates.learners) + len(outside),
         matched=figures.matched,
         total_score=figures.total_score,
         mean_score=figures.mean_score if figures.pairs else None,
         mentor_load_gini=figures.mentor_load_gini if candidates.mentors.size else None,
         blocking_pairs=figures.blocking_pairs,
-        unmatched_learner_ids=sorted(cohort - matched),
+        unmatched_learner_ids=sorted(unmatched),
     )
     session.add(row)
     session.flush()
