@@ -372,6 +372,15 @@ def print_report(reports: list[DatabaseReport], args: argparse.Namespace) -> Non
             )
 
 
+def database_kinds(parser: argparse.ArgumentParser, databases: str) -> list[str]:
+    """The kinds ``--databases`` names ("sqlite,postgresql"); a usage error for others."""
+    kinds = [kind.strip() for kind in databases.split(",") if kind.strip()]
+    unknown = set(kinds) - {"sqlite", "postgresql"}
+    if unknown:
+        parser.error(f"unknown database kinds: {', '.join(sorted(unknown))}")
+    return kinds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--volunteers", type=int, default=100_000)
@@ -390,10 +399,7 @@ def main() -> None:
         help="a PostgreSQL URL allowed to CREATE DATABASE",
     )
     args = parser.parse_args()
-    kinds = [kind.strip() for kind in args.databases.split(",") if kind.strip()]
-    unknown = set(kinds) - {"sqlite", "postgresql"}
-    if unknown:
-        parser.error(f"unknown database kinds: {', '.join(sorted(unknown))}")
+    kinds = database_kinds(parser, args.databases)
     reports = [run_database(kind, args) for kind in kinds]
     print_report(reports, args)
 

@@ -32,7 +32,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from directory import DEFAULT_POSTGRES, fresh_database, populate, server  # noqa: E402
+from directory import (  # noqa: E402
+    DEFAULT_POSTGRES,
+    database_kinds,
+    fresh_database,
+    populate,
+    server,
+)
 from sqlalchemy import select  # noqa: E402
 
 from capex.db import open_database, session_scope  # noqa: E402
@@ -149,7 +155,7 @@ def main() -> None:
         default=os.environ.get("CAPEX_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
     )
     args = parser.parse_args()
-    reports = {kind: run_database(kind, args) for kind in args.databases.split(",")}
+    reports = {kind: run_database(kind, args) for kind in database_kinds(parser, args.databases)}
     print(
         f"\nRounds and swaps over HTTP, {args.volunteers} demo volunteers; {os.cpu_count()} "
         f"CPUs, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}\n"

@@ -47,7 +47,7 @@ from sqlalchemy import select, text, update
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from directory import Measurement, server  # noqa: E402  (bench/directory.py)
+from directory import Measurement, database_kinds, server  # noqa: E402  (bench/directory.py)
 
 from capex import testing  # noqa: E402
 from capex.config import Settings  # noqa: E402
@@ -409,10 +409,7 @@ def main() -> None:
         help="a PostgreSQL URL allowed to CREATE DATABASE",
     )
     args = parser.parse_args()
-    kinds = [kind.strip() for kind in args.databases.split(",") if kind.strip()]
-    unknown = set(kinds) - {"sqlite", "postgresql"}
-    if unknown:
-        parser.error(f"unknown database kinds: {', '.join(sorted(unknown))}")
+    kinds = database_kinds(parser, args.databases)
     reports = [run_database(kind, args) for kind in kinds]
     print_report(reports, args)
 
