@@ -107,13 +107,21 @@ def _round(session: Session, round_id: int) -> Round:
 def read_round(session: Session, round_id: int) -> RoundView:
     """One round with its pairs (best first) and the learners it could not place."""
     row = _round(session, round_id)
-    pairs = list(
+    return _view(session, row, _best_first(session, row))
+
+
+def _best_first(session: Session, row: Round) -> list[RoundPair]:
+    return list(
         session.scalars(
             select(RoundPair)
             .where(RoundPair.round_id == row.id)
             .order_by(RoundPair.score.desc(), RoundPair.id)
         )
     )
+
+
+def _view(session: Session, row: Round, pairs: list[RoundPair]) -> RoundView:
+    """The round and ``pairs`` (its pairs, best first), everyone named."""
     people = {pair.learner_id for pair in pairs} | {pair.mentor_id for pair in pairs}
     refs = volunteer_refs(session, people | set(row.unmatched_learner_ids))
     summary = _summary(row)
@@ -245,10 +253,12 @@ def run(
     session.add(row)
     session.flush()
     step("storing", 3)
-    session.add_all(_pairs(row.id, index, candidates, chosen.rows))
+    pairs = _pairs(row.id, index, candidates, chosen.rows)
+    session.add_all(pairs)
     session.flush()
     step("stored", 4)
-    return read_round(session, row.id)
+    # In the order reading gives: best first, then in id order.
+    return _view(session, row, sorted(pairs, key=lambda pair: (-pair.score, pair.id)))
 
 
 def _pairs(round_id: int, index: MatchIndex, candidates: Candidates, rows: Any) -> list[RoundPair]:
@@ -288,14 +298,10 @@ def publish(session: Session, settings: Settings, round_id: int) -> Published:
         raise Conflict(f"round {row.id} ({row.name}) is already published")
     session.refresh(row)
     published = failed = 0
-    pairs = session.scalars(
-        select(RoundPair)
-        .where(RoundPair.round_id == row.id)
-        .order_by(RoundPair.score.desc(), RoundPair.id)
-    )
+    pairs = _best_first(session, row)
     # Requests sent to each mentor by this publish: never more than their open slots now.
     sent: dict[int, int] = {}
-    for pair in list(pairs):
+    for pair in pairs:
         reason = _publish_pair(session, settings, row, pair, sent.get(pair.mentor_id, 0))
         if reason is None:
             published += 1
@@ -304,7 +310,7 @@ def publish(session: Session, settings: Settings, round_id: int) -> Published:
             pair.not_published = reason
             failed += 1
     session.flush()
-    return Published(read_round(session, row.id), published, failed)
+    return Published(_view(session, row, pairs), published, failed)
 
 
 def _publish_pair(
