@@ -1,6 +1,6 @@
 """ORM tables, one module per aggregate; importing this package registers them all."""
 
-from capex.models.auth import AccessToken, LoginFailure
+from capex.models.auth import AccessToken, LoginFailure, PasswordReset
 from capex.models.base import Base
 from capex.models.exchange import (
     Exchange,
@@ -30,6 +30,7 @@ __all__ = [
     "IdempotencyKey",
     "LoginFailure",
     "Notification",
+    "PasswordReset",
     "Round",
     "RoundPair",
     "Skill",

@@ -40,6 +40,8 @@ class Volunteer(TimestampMixin, Base):
     bio: Mapped[str] = mapped_column(Text, default="")
     timezone: Mapped[str | None] = mapped_column(String(64))
     region: Mapped[str | None] = mapped_column(String(16))
+    # The web client's language, when the volunteer chose one (else the browser's).
+    locale: Mapped[str | None] = mapped_column(String(16))
     mentor_capacity: Mapped[int] = mapped_column(SmallInteger, default=2)
     accepted_as_mentor: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     requested_as_learner: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 from pwdlib import PasswordHash
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,18 +20,20 @@ from capex.db import session_scope
 from capex.errors import (
     Conflict,
     Forbidden,
+    Invalid,
     InvalidCredentials,
     NotFound,
     TooManyRequests,
     Unauthorized,
+    field_error,
 )
-from capex.models import AccessToken, Exchange, LoginFailure, Volunteer
+from capex.models import AccessToken, Exchange, LoginFailure, PasswordReset, Volunteer
 from capex.models.base import utcnow
 from capex.schemas.profiles import RegisterIn
-from capex.services import profiles
+from capex.services import notifications, profiles
 from capex.services.exchanges import cancel_all_open
 from capex.services.profiles import OwnProfile
-from capex.vocabulary import OPEN_STATES, Role
+from capex.vocabulary import OPEN_STATES, NotificationKind, Role
 
 
 @lru_cache
@@ -338,3 +341,114 @@ def set_role(
     volunteer.role = role
     session.flush()
     return volunteer
+
+
+# Password resets: a one-time link, mailed through the outbox, valid for an hour.
+RESET_TTL = timedelta(hours=1)
+MAX_RESETS_PER_HOUR = 3
+
+
+def request_password_reset(
+    session: Session,
+    settings: Settings,
+    email: str,
+    compose: Callable[[Volunteer, str], str],
+    *,
+    now: datetime | None = None,
+) -> bool:
+    """Mail the active volunteer with ``email`` a link to choose a new password.
+
+    ``compose(volunteer, token)`` writes the mail's text around the token (the front door
+    knows the link and the reader's language). The caller says the same thing whether or
+    not an account matched, so that the form tells nobody which addresses are registered;
+    the answer (whether a mail was queued) is for tests and logs. At most
+    ``MAX_RESETS_PER_HOUR`` links an hour go to one account.
+    """
+    now = now or utcnow()
+    volunteer = session.scalars(
+        select(Volunteer).where(Volunteer.email == email.strip().lower(), Volunteer.is_active)
+    ).first()
+    if volunteer is None:
+        return False
+    recent = session.scalar(
+        select(func.count()).where(
+            PasswordReset.volunteer_id == volunteer.id,
+            PasswordReset.created_at > now - timedelta(hours=1),
+        )
+    )
+    if (recent or 0) >= MAX_RESETS_PER_HOUR:
+        return False
+    token = secrets.token_urlsafe(32)
+    session.add(
+        PasswordReset(
+            token_hash=hash_token(token, settings.secret_key),
+            volunteer_id=volunteer.id,
+            created_at=now,
+            expires_at=now + RESET_TTL,
+        )
+    )
+    notifications.notify(
+        session, settings, volunteer.id, NotificationKind.PASSWORD_RESET, compose(volunteer, token)
+    )
+    session.flush()
+    return True
+
+
+def reset_password(
+    session: Session, settings: Settings, token: str, password: str, *, now: datetime | None = None
+) -> Volunteer:
+    """Set a new password with a reset link's token; the link then works no more.
+
+    Every session of the account is signed out, and its other links are spent too.
+    """
+    now = now or utcnow()
+    reset = session.scalars(
+        select(PasswordReset)
+        .where(
+            PasswordReset.token_hash == hash_token(token, settings.secret_key),
+            PasswordReset.used_at.is_(None),
+            PasswordReset.expires_at > now,
+        )
+        .with_for_update()
+    ).first()
+    volunteer = session.get(Volunteer, reset.volunteer_id) if reset is not None else None
+    if reset is None or volunteer is None or not volunteer.is_active:
+        raise NotFound("this link is not valid any more; ask for a new one")
+    # Spent at once, conditionally: of two uses racing, one sets a password.
+    spent = session.execute(
+        update(PasswordReset)
+        .where(PasswordReset.volunteer_id == volunteer.id, PasswordReset.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if not spent.rowcount:  # type: ignore[attr-defined]
+        raise NotFound("this link is not valid any more; ask for a new one")
+    volunteer.password_hash = hash_password(password)
+    session.execute(delete(AccessToken).where(AccessToken.volunteer_id == volunteer.id))
+    session.execute(delete(LoginFailure).where(LoginFailure.username_key == volunteer.username_key))
+    session.flush()
+    return volunteer
+
+
+def password_matches(volunteer: Volunteer, password: str) -> bool:
+    """Whether ``password`` is the volunteer's (Argon2: slow on purpose)."""
+    return bool(password_hasher().verify(password, volunteer.password_hash))
+
+
+def change_password(
+    session: Session, settings: Settings, volunteer: Volunteer, current: str, new: str, keep: str
+) -> None:
+    """Change a password, given the current one; other sessions are signed out.
+
+    ``keep`` is the token of the session that asks, which stays signed in.
+    """
+    if not password_matches(volunteer, current):
+        message = "the current password is not right"
+        raise Invalid(message, [field_error(["body", "current_password"], message)])
+    volunteer.password_hash = hash_password(new)
+    session.execute(
+        delete(AccessToken).where(
+            AccessToken.volunteer_id == volunteer.id,
+            AccessToken.token_hash != hash_token(keep, settings.secret_key),
+        )
+    )
+    session.flush()

@@ -1,0 +1,14 @@
+"""The pages of the web client, one module per area, over the same services as the API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from capex.web.pages import STATIC
+from capex.web.routes import account, public
+
+__all__ = ["STATIC", "router"]
+
+router = APIRouter(include_in_schema=False)
+for module in (public, account):
+    router.include_router(module.router)
