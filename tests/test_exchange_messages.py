@@ -10,14 +10,21 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import text, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
+from capex import migrate
+from capex.config import Settings
+from capex.db import open_database
 from capex.errors import Conflict
 from capex.models import Exchange, Volunteer
 from capex.models.base import utcnow
 from capex.services import maintenance
-from capex.services.exchanges import post_message, thread
+from capex.services.exchanges import apply, post_message, request, thread
+from capex.testing import throwaway_database
+from capex.vocabulary import ExchangeAction
+from tests.conftest import settings_for
 from tests.factories import Person, auth_headers, make_volunteer, problem_fields
 
 API = "/api/v1"
@@ -343,3 +350,63 @@ def test_a_body_with_other_fields_or_none_is_422(client, cast, exchange_id):
     )
     assert missing.status_code == 422
     assert problem_fields(missing) == {"body.body"}
+
+
+# -- concurrent writers (PostgreSQL: SQLite's writers queue for the whole database) ---------
+
+
+def waits_for_a_lock(session: Session, attempt) -> None:
+    """``attempt(session)`` has to wait for a lock (and gives up after 200 ms)."""
+    session.execute(text("SET LOCAL lock_timeout = '200ms'"))
+    try:
+        with pytest.raises(OperationalError, match="lock timeout"):
+            attempt(session)
+    finally:
+        session.rollback()
+
+
+@pytest.mark.slow
+def test_on_postgresql_messages_and_transitions_of_one_exchange_wait_for_each_other(tmp_path):
+    with throwaway_database("postgresql", tmp_path) as url:
+        migrate.upgrade(url)
+        settings = settings_for(url)
+        with open_database(url) as factory:
+            learner_id, mentor_id, exchange_id = accepted_exchange(factory, settings)
+
+            def message(session: Session) -> None:
+                learner = session.get_one(Volunteer, learner_id)
+                post_message(session, settings, exchange_id, learner, "hello")
+
+            def cancel(session: Session) -> None:
+                mentor = session.get_one(Volunteer, mentor_id)
+                apply(session, settings, exchange_id, ExchangeAction.CANCEL, mentor)
+
+            with factory() as writing, factory() as other:
+                message(writing)
+                # The exchange cannot close under a message being written...
+                waits_for_a_lock(other, cancel)
+                # ... and a second message takes its id after the first one commits.
+                waits_for_a_lock(other, message)
+                writing.commit()
+            with factory() as closing, factory() as writing:
+                cancel(closing)
+                # A message waits for the closing transition, instead of slipping in.
+                waits_for_a_lock(writing, message)
+                closing.commit()
+            with factory() as writing, pytest.raises(Conflict):
+                message(writing)
+            with factory() as reading:
+                learner = reading.get_one(Volunteer, learner_id)
+                page = thread(reading, exchange_id, learner, limit=10, after_id=None)
+                assert [item.body for item in page.items] == ["hello"]
+
+
+def accepted_exchange(factory: sessionmaker[Session], settings: Settings) -> tuple[int, int, int]:
+    """A learner, a mentor and an accepted exchange between them, committed: their ids."""
+    with factory() as session:
+        learner = make_volunteer(session, "learner")
+        mentor = make_volunteer(session, "mentor", offers=[{"skill": "lua", "level": 3}])
+        created = request(session, settings, learner, mentor_id=mentor.id, skill="lua", message="")
+        apply(session, settings, created.exchange.id, ExchangeAction.ACCEPT, mentor)
+        session.commit()
+        return learner.id, mentor.id, created.exchange.id
