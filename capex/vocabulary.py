@@ -96,6 +96,7 @@ class NotificationKind(StrEnum):
     EXCHANGE_EXPIRED = "exchange_expired"
     EXCHANGE_COMPLETED = "exchange_completed"
     FEEDBACK_RECEIVED = "feedback_received"
+    MESSAGE_RECEIVED = "message_received"
     PASSWORD_RESET = "password_reset"
 
 

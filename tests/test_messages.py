@@ -294,6 +294,11 @@ def test_exchange_messages_read_as_written(client, session, people):
     for action in ("accept", "decline", "cancel", "complete"):
         expect_error(post(f"{API}/exchanges/{declined}/{action}", headers=mentor))
     expect_error(post(f"{API}/exchanges/{declined}/feedback", json={"rating": 5}, headers=learner))
+    thread = f"{API}/exchanges/{declined}/messages"
+    expect_error(post(thread, json={"body": "still there?"}, headers=learner))
+    expect_error(post(thread, json={"body": " "}, headers=learner))
+    expect_error(post(thread, json={"body": "x" * 4001}, headers=learner))
+    expect_error(client.get(thread, headers=people["coordinator"]))
     waiting = request("photography")
     expect_error(post(f"{API}/exchanges/{waiting}/complete", headers=learner))
     expect_error(post(f"{API}/exchanges/{waiting}/accept", headers=learner))

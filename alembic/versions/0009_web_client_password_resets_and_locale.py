@@ -1,7 +1,7 @@
 """web client: one-time password reset links, and a volunteer's chosen language
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-01 19:45:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import capex.models.base
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -5,6 +5,7 @@ from capex.models.base import Base
 from capex.models.exchange import (
     Exchange,
     ExchangeEvent,
+    ExchangeMessage,
     Feedback,
     IdempotencyKey,
     Notification,
@@ -26,6 +27,7 @@ __all__ = [
     "Base",
     "Exchange",
     "ExchangeEvent",
+    "ExchangeMessage",
     "Feedback",
     "IdempotencyKey",
     "LoginFailure",

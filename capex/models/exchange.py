@@ -1,5 +1,5 @@
 """Exchanges (one learner learning one skill from one mentor), their audit trail, feedback,
-notifications and idempotency keys."""
+messages, notifications and idempotency keys."""
 
 from __future__ import annotations
 
@@ -106,6 +106,22 @@ class Feedback(Base):
     author_role: Mapped[Side] = mapped_column(Vocabulary(Side))
     rating: Mapped[int] = mapped_column(SmallInteger)
     comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ExchangeMessage(Base):
+    """One message of the thread between an exchange's learner and mentor."""
+
+    __tablename__ = "exchange_messages"
+    __table_args__ = (
+        # A thread is read oldest first, paged by id.
+        Index("ix_exchange_messages_exchange_id", "exchange_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exchange_id: Mapped[int] = mapped_column(ForeignKey("exchanges.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="RESTRICT"))
+    body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

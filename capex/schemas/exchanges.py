@@ -1,4 +1,4 @@
-"""Exchange, feedback and notification schemas."""
+"""Exchange, feedback, message and notification schemas."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from capex.schemas.common import (
     ExchangeStateWord,
     InputSchema,
     OriginWord,
+    RequiredUtcTimestamp,
     Schema,
     SideWord,
     UtcTimestamp,
@@ -19,6 +20,7 @@ from capex.schemas.profiles import VolunteerRef
 from capex.schemas.skills import SkillId
 
 Reason = Annotated[str, Field(max_length=1000)]
+MAX_MESSAGE_LENGTH = 4000
 
 
 class ExchangeCreate(InputSchema):
@@ -75,6 +77,24 @@ class FeedbackRead(Schema):
 
 class FeedbackList(Schema):
     items: list[FeedbackRead]
+
+
+class MessageCreate(InputSchema):
+    # Stripped first (InputSchema): a blank message is too short.
+    body: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_LENGTH)]
+
+
+class MessageRead(Schema):
+    id: int
+    exchange_id: int
+    author: VolunteerRef
+    body: str
+    created_at: RequiredUtcTimestamp
+
+
+class MessageList(Schema):
+    items: list[MessageRead]
+    next_cursor: str | None = Field(description="the next page, oldest first; null at the end")
 
 
 class NotificationRead(Schema):

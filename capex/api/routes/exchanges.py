@@ -1,4 +1,4 @@
-"""Exchanges: request, answer, follow, complete, rate."""
+"""Exchanges: request, answer, follow, talk, complete, rate."""
 
 from __future__ import annotations
 
@@ -23,10 +23,13 @@ from capex.schemas.exchanges import (
     FeedbackCreate,
     FeedbackList,
     FeedbackRead,
+    MessageCreate,
+    MessageList,
+    MessageRead,
     ReasonIn,
 )
 from capex.services import exchanges
-from capex.services.exchanges import ExchangeView
+from capex.services.exchanges import ExchangeView, MessageView
 from capex.vocabulary import ExchangeAction, Role
 
 router = APIRouter(prefix="/exchanges", tags=["exchanges"])
@@ -174,3 +177,34 @@ def read_feedback(exchange_id: IdPath, me: CurrentUser, session: SessionDep) -> 
 def exchange_events(exchange_id: IdPath, me: CurrentUser, session: SessionDep) -> EventList:
     """The audit trail, oldest first."""
     return EventList(items=exchanges.trail(session, exchange_id, me))
+
+
+@router.get("/{exchange_id}/messages", response_model=MessageList, responses=_errors)
+def read_messages(
+    exchange_id: IdPath, me: CurrentUser, session: SessionDep, page: PageDep
+) -> MessageList:
+    """The thread between the learner and the mentor, oldest first."""
+    found = exchanges.thread(
+        session, exchange_id, me, limit=page.limit, after_id=page.position("after", int)
+    )
+    return MessageList(
+        items=found.items,
+        next_cursor=encode_cursor({"after": found.items[-1].id}) if found.more else None,
+    )
+
+
+@router.post(
+    "/{exchange_id}/messages",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MessageRead,
+    responses=_errors,
+)
+def post_message(
+    exchange_id: IdPath,
+    data: MessageCreate,
+    me: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> MessageView:
+    """Write to the other participant (409 once the exchange is closed)."""
+    return exchanges.post_message(session, settings, exchange_id, me, data.body)

@@ -4,6 +4,7 @@
   (state, counters, audit event, notifications); who takes part; expiry.
 - ``requests``: a learner's request, with its idempotency and the learner's request places.
 - ``feedback``: the participants' ratings of each other.
+- ``messages``: the thread between the learner and the mentor.
 - ``reading``: what both front doors show: an exchange with both participants, its trail.
 """
 
@@ -31,6 +32,7 @@ from capex.services.exchanges.lifecycle import (
     state_filter,
     visible,
 )
+from capex.services.exchanges.messages import MessagePage, MessageView, post_message, thread
 from capex.services.exchanges.reading import (
     Asked,
     EventView,
@@ -57,6 +59,8 @@ __all__ = [
     "EventView",
     "ExchangeList",
     "ExchangeView",
+    "MessagePage",
+    "MessageView",
     "Transition",
     "act",
     "apply",
@@ -71,10 +75,12 @@ __all__ = [
     "mentor_ratings",
     "move",
     "participant",
+    "post_message",
     "read",
     "request",
     "side_of",
     "state_filter",
+    "thread",
     "trail",
     "view",
     "views",
