@@ -375,10 +375,12 @@ def save_profile(visit: VisitDep, session: SessionDep, form: FormDep) -> Respons
         except Invalid as error:
             errors = _schema_errors(error.errors, submission, visit.language)
             if "mentor_capacity" in errors:
-                errors["mentor_capacity"] = visit._(
-                    "You mentor %(count)d accepted exchanges now: complete or cancel some "
-                    "before lowering your capacity below that.",
-                    count=me.accepted_as_mentor,
+                errors["mentor_capacity"] = visit.language.ngettext(
+                    "You mentor %(num)d accepted exchange now: complete or cancel it before "
+                    "lowering your capacity below that.",
+                    "You mentor %(num)d accepted exchanges now: complete or cancel some before "
+                    "lowering your capacity below that.",
+                    me.accepted_as_mentor,
                 )
         else:
             _save_locale(visit, me_locale=editor.values["locale"])
@@ -461,7 +463,7 @@ def volunteer_page(
         "in_my_zone": bool(me.timezone),
         "availability": availability,
         "region": visit._(REGION_NAMES[shown.region]) if shown.region in REGION_NAMES else None,
-        "languages": [
+        "spoken": [
             (
                 item.code,
                 language_name(item.code, language),
