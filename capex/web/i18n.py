@@ -158,6 +158,14 @@ class Language:
         """The name of weekday ``day`` (0 Monday .. 6 Sunday)."""
         return str(get_day_names(form, locale=self.locale)[day])
 
+    def language_name(self, code: str) -> str:
+        """A language's name in this page's language ('pt' -> 'português'), else the code."""
+        try:
+            name = Locale.parse(code.replace("-", "_")).get_display_name(self.locale)
+        except (UnknownLocaleError, ValueError, TypeError):
+            return code
+        return name or code
+
     def number(self, value: float) -> str:
         return str(format_decimal(value, locale=self.locale))
 

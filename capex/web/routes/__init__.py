@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from capex.web.pages import STATIC
-from capex.web.routes import account, public
+from capex.web.routes import account, matches, public
 
 __all__ = ["STATIC", "router"]
 
 router = APIRouter(include_in_schema=False)
-for module in (public, account):
+for module in (public, account, matches):
     router.include_router(module.router)
