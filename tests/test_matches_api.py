@@ -293,3 +293,16 @@ def test_explain_covers_each_of_my_skills_on_the_side_asked_or_the_one_named(
     assert full.status_code == 200, full.text
     (speaking,) = _explain(fresh.get(MATCHES, params={"as": "mentor"}, headers=headers))
     assert (speaking["offering"], speaking["with_open_slot"]) == (2, 0)
+
+
+def test_explain_follows_a_profile_just_saved_before_any_poll(client, session, learner):
+    mentor(session, "python-mentor", skill="python")
+    _, headers = learner
+    client.app.state.matching.poll_interval = 3600
+    assert [e["skill"] for e in _explain(client.get(MATCHES, headers=headers))] == ["lua"]
+    saved = client.patch(
+        "/api/v1/me/profile", json={"wants": [{"skill": "python", "level": 2}]}, headers=headers
+    )
+    assert saved.status_code == 200, saved.text
+    (python,) = _explain(client.get(MATCHES, headers=headers))
+    assert (python["skill"], python["offering"], python["with_open_slot"]) == ("python", 1, 1)
