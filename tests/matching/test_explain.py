@@ -261,3 +261,33 @@ def test_explain_agrees_with_reference_and_suggestions_add_what_they_say(
                     >= explanation.with_open_slot
                 )
             check_suggestions_add_what_they_say(index, by_id, asker, role, got)
+
+
+@equivalence_settings
+@given(world=worlds(), data=st.data())
+def test_explain_agrees_with_reference_after_upserts_and_removes(
+    world: tuple[dict[str, str | None], datetime, dict[str, Any], list[VolunteerRecord]],
+    data: st.DataObject,
+) -> None:
+    taxonomy, week, params, records_ = world
+    index, reference = make(taxonomy, week, params, data.draw(st.sampled_from([0.1, 0.5, 1.0])))
+    index.build(records_)
+    current = {record.id: record for record in records_}
+    for _ in range(data.draw(st.integers(1, 4))):
+        ids = data.draw(st.lists(st.integers(1, 70), min_size=1, max_size=8, unique=True))
+        if data.draw(st.booleans()):
+            changed = [data.draw(records(sorted(taxonomy), volunteer_id)) for volunteer_id in ids]
+            index.upsert(changed)
+            current.update((record.id, record) for record in changed)
+        else:
+            index.remove(ids)
+            for volunteer_id in ids:
+                current.pop(volunteer_id, None)
+    world_now = list(current.values())
+    for asker in data.draw(st.lists(st.sampled_from(sorted(current) or [0]), max_size=4)):
+        if asker not in current:
+            continue
+        for role in ROLES:
+            assert index.explain_skills(asker, role) == reference.explain_skills(
+                world_now, asker, role
+            )
