@@ -152,7 +152,8 @@ def materialise(
     for weekday, first, last in normalise_slots(slots):
         by_weekday.setdefault(weekday, []).append((first, last))
     found = []
-    # A local day may begin up to a day before its UTC date (offsets are under 26 hours).
+    # A day's slots lie within that local day; one day more on either side is cheap insurance
+    # for clocks that go back over midnight.
     day: date = start.astimezone(zone).date() - timedelta(days=1)
     last_day: date = end.astimezone(zone).date() + timedelta(days=1)
     while day <= last_day:
