@@ -101,11 +101,12 @@ def _shared(
         raise Conflict("meeting times are offered once the mentor has accepted")
     seen = view(session, settings, exchange)
     ids = (exchange.learner_id, exchange.mentor_id)
-    zones: dict[int, str | None] = dict(
-        session.execute(select(Volunteer.id, Volunteer.timezone).where(Volunteer.id.in_(ids)))
-        .tuples()
-        .all()
-    )
+    zones: dict[int, str | None] = {
+        volunteer_id: zone
+        for volunteer_id, zone in session.execute(
+            select(Volunteer.id, Volunteer.timezone).where(Volunteer.id.in_(ids))
+        )
+    }
     slots: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
     for volunteer_id, weekday, first, last in session.execute(
         select(
@@ -114,7 +115,7 @@ def _shared(
             AvailabilitySlot.start_minute,
             AvailabilitySlot.end_minute,
         ).where(AvailabilitySlot.volunteer_id.in_(ids))
-    ).tuples():
+    ):
         slots[volunteer_id].append((weekday, first, last))
     refs = {seen.learner.id: seen.learner, seen.mentor.id: seen.mentor}
     missing = tuple(refs[i] for i in dict.fromkeys(ids) if zones.get(i) is None or not slots[i])
