@@ -17,6 +17,7 @@ from capex.services import profiles
 from capex.services.matches import (
     MatchingService,
     MatchView,
+    SkillChange,
     SkillExplain,
     explained_matches,
 )
@@ -84,10 +85,15 @@ def matches_page(
         view.reasons.wanted_skill for view in found.items
     }
     skill_ids |= {item.skill for item in found.explain}
+    skill_ids |= {
+        suggestion.change.skill
+        for item in found.explain
+        for suggestion in item.suggestions
+        if isinstance(suggestion.change, SkillChange)
+    }
     skill_ids |= {entry.skill for entry in (*me.offers, *me.wants)}
-    names = dict(
-        session.execute(select(Skill.id, Skill.name).where(Skill.id.in_(skill_ids))).tuples().all()
-    )
+    rows_of_names = session.execute(select(Skill.id, Skill.name).where(Skill.id.in_(skill_ids)))
+    names = {skill_id: name for skill_id, name in rows_of_names}
     week = next_week_start(now)
     cards = []
     for view in found.items:
@@ -99,8 +105,11 @@ def matches_page(
         if me.timezone and other.timezone and me.availability and other.availability:
             shared = tuple(
                 weekly_overlap(
-                    _slots(me.availability), me.timezone, _slots(other.availability),
-                    other.timezone, week,
+                    _slots(me.availability),
+                    me.timezone,
+                    _slots(other.availability),
+                    other.timezone,
+                    week,
                 )
             )
         cards.append(

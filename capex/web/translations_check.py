@@ -32,7 +32,7 @@ def messages() -> set[str]:
     for _filename, _line, message, _comments, _context in extract_from_dir(
         ROOT, METHODS, options_map=OPTIONS, keywords=KEYWORDS
     ):
-        found.add(message[0] if isinstance(message, tuple) else message)
+        found.add(str(message[0]) if isinstance(message, (tuple, list)) else str(message))
     return {message for message in found if message}
 
 
