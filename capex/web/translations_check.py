@@ -43,7 +43,7 @@ def translated(locale: str) -> set[str]:
         with path.open("rb") as source:
             catalog = read_po(source, locale=locale)
         for entry in catalog:
-            key = entry.id[0] if isinstance(entry.id, tuple) else entry.id
+            key = str(entry.id[0] if isinstance(entry.id, (tuple, list)) else entry.id)
             strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
             if key and all(strings) and not entry.fuzzy:
                 done.add(key)
