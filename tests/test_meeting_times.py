@@ -22,6 +22,7 @@ from capex.services.meeting_times import (
     shared_times,
     weekly_overlap,
 )
+from capex.services.profiles import WeeklySlot
 
 MINUTE = timedelta(minutes=1)
 Slot = tuple[int, int, int]
@@ -422,3 +423,16 @@ def test_ics_leaves_out_control_characters_and_refuses_a_bad_url():
         ics_event("u", utc(2026, 1, 1), utc(2026, 1, 1, 1), "s", "d", utc(2026, 1, 1), url="a\r\nb")
     with pytest.raises(ValueError, match="ends after"):
         ics_event("u", utc(2026, 1, 1), utc(2026, 1, 1), "s", "d", utc(2026, 1, 1))
+
+
+def test_a_profile_weekly_slot_is_a_slot():
+    found = weekly_overlap(
+        [WeeklySlot(0, "18:00", "20:00")],
+        "America/New_York",
+        ALWAYS,
+        "Europe/Istanbul",
+        WINTER_WEEK,
+    )
+    assert [(slot.a, slot.b) for slot in found] == [
+        (LocalStretch(0, "18:00", "20:00"), LocalStretch(1, "02:00", "04:00"))
+    ]
