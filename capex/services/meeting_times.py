@@ -290,9 +290,9 @@ def weekly_overlap(
     for stretch in stretches:
         moment = stretch.start_utc
         while moment < stretch.end_utc:
-            cut = min(
-                stretch.end_utc, _next_midnight(moment, zone_a), _next_midnight(moment, zone_b)
-            )
+            # A clock that goes back over midnight may have shown the next midnight already.
+            midnights = [_next_midnight(moment, zone) for zone in (zone_a, zone_b)]
+            cut = min([stretch.end_utc, *(m for m in midnights if m > moment)])
             piece = Interval(moment, cut)
             shared.append(
                 SharedSlot(_stretch(piece, zone_a), _stretch(piece, zone_b), piece.minutes)

@@ -193,7 +193,11 @@ def meeting_ics(
     if start.utcoffset() is None:
         raise Invalid("start needs a time zone", [field_error(["query", "start"], "no offset")])
     shared = _shared(session, settings, exchange_id, viewer, weeks=MAX_WEEKS, now=now)
-    found = next((i for i in shared.times if i.start_utc == start.astimezone(UTC)), None)
+    try:
+        wanted = start.astimezone(UTC)
+    except OverflowError:  # an instant past year 9999 in UTC: certainly not offered
+        wanted = None
+    found = next((i for i in shared.times if i.start_utc == wanted), None)
     if found is None or shared.learner_zone is None or shared.mentor_zone is None:
         raise NotFound("no shared time starts then; pick one from the meeting times")
     meeting = _meeting(found, shared.learner_zone, shared.mentor_zone)
