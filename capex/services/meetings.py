@@ -77,6 +77,18 @@ def window_start(now: datetime) -> datetime:
     return epoch + quarters * _QUARTER
 
 
+def _known_zone(timezone: str | None) -> bool:
+    """Whether ``timezone`` names a zone this tz database has (a profile's was checked when
+    saved; a later tz database might have dropped it)."""
+    if timezone is None:
+        return False
+    try:
+        load_zone(timezone)
+    except ValueError:
+        return False
+    return True
+
+
 def _shared(
     session: Session,
     settings: Settings,
@@ -118,7 +130,9 @@ def _shared(
     ):
         slots[volunteer_id].append((weekday, first, last))
     refs = {seen.learner.id: seen.learner, seen.mentor.id: seen.mentor}
-    missing = tuple(refs[i] for i in dict.fromkeys(ids) if zones.get(i) is None or not slots[i])
+    missing = tuple(
+        refs[i] for i in dict.fromkeys(ids) if not _known_zone(zones.get(i)) or not slots[i]
+    )
     learner_zone, mentor_zone = zones.get(exchange.learner_id), zones.get(exchange.mentor_id)
     times: list[Interval] = []
     if not missing and learner_zone is not None and mentor_zone is not None:
