@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from capex.matching.availability import availability_bitmap, overlap_minutes
 from capex.services.meeting_times import (
     Interval,
     LocalStretch,
@@ -22,6 +23,7 @@ from capex.services.meeting_times import (
     shared_times,
     weekly_overlap,
 )
+from capex.services.profiles import WeeklySlot
 
 MINUTE = timedelta(minutes=1)
 Slot = tuple[int, int, int]
@@ -422,3 +424,45 @@ def test_ics_leaves_out_control_characters_and_refuses_a_bad_url():
         ics_event("u", utc(2026, 1, 1), utc(2026, 1, 1, 1), "s", "d", utc(2026, 1, 1), url="a\r\nb")
     with pytest.raises(ValueError, match="ends after"):
         ics_event("u", utc(2026, 1, 1), utc(2026, 1, 1), "s", "d", utc(2026, 1, 1))
+
+
+def test_a_profile_weekly_slot_is_a_slot():
+    found = weekly_overlap(
+        [WeeklySlot(0, "18:00", "20:00")],
+        "America/New_York",
+        ALWAYS,
+        "Europe/Istanbul",
+        WINTER_WEEK,
+    )
+    assert [(slot.a, slot.b) for slot in found] == [
+        (LocalStretch(0, "18:00", "20:00"), LocalStretch(1, "02:00", "04:00"))
+    ]
+
+
+quarter_slots = st.lists(
+    st.tuples(st.integers(0, 6), st.integers(0, 95), st.integers(1, 96)).map(
+        lambda t: (t[0], 15 * min(t[1], t[2] - 1), 15 * max(t[2], t[1] + 1))
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    slots_a=quarter_slots,
+    tz_a=st.sampled_from(ZONES),
+    slots_b=quarter_slots,
+    tz_b=st.sampled_from(ZONES),
+)
+def test_the_weekly_overlap_adds_up_to_what_matching_counts(slots_a, tz_a, slots_b, tz_b):
+    # A week in which none of these zones changes its clocks, nor the weeks either side.
+    week = utc(2026, 6, 15)
+    found = weekly_overlap(slots_a, tz_a, slots_b, tz_b, week)
+    counted = overlap_minutes(
+        availability_bitmap(slots_a, tz_a, week), availability_bitmap(slots_b, tz_b, week)
+    )
+    assert sum(slot.minutes for slot in found) == int(counted)
+    for slot in found:
+        assert slot.minutes > 0
+        assert slot.a.start < slot.a.end
+        assert slot.b.start < slot.b.end

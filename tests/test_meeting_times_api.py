@@ -270,6 +270,8 @@ def test_the_ics_download_is_the_event_of_one_offered_time(client, learner, ment
         "2026-12-06T09:00:00Z",  # both free, but for 15 minutes only
         "2027-02-01T21:00:00Z",  # a Monday time, but past 8 weeks
         "2026-11-30T21:00:00Z",  # the Monday before now
+        "9999-12-31T23:59:59-01:00",  # past year 9999 in UTC
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
     ],
 )
 def test_an_ics_start_that_is_no_offered_time_is_404(client, learner, accepted, start):

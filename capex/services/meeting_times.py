@@ -3,7 +3,7 @@
 Pure time arithmetic on :mod:`zoneinfo`: no ORM, no web framework. A slot is
 ``(weekday, start, end)``: weekday 0 (Monday) .. 6 (Sunday), ``start`` and ``end`` minutes after
 local midnight (``0 <= start < end <= 1440``) or ``"HH:MM"`` (``"24:00"`` allowed as an end), on
-the wall clock of the person's IANA time zone.
+the wall clock of the person's IANA time zone; a profile's ``WeeklySlot`` will do as well.
 
 Each slot is materialised day by day on the local calendar: on local date ``D`` with
 ``D.weekday() == weekday`` it runs from the instant the person's clock first reaches ``D start``
@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from capex.matching.availability import load_zone
@@ -33,7 +34,21 @@ MINUTES_PER_DAY = 1440
 WEEK = timedelta(days=7)
 
 SlotTime = int | str
-Slot = tuple[int, SlotTime, SlotTime]
+
+
+class WallSlot(Protocol):
+    """A slot as profiles show it (``profiles.WeeklySlot``): weekday and 'HH:MM' times."""
+
+    @property
+    def weekday(self) -> int: ...
+    @property
+    def start(self) -> str: ...
+    @property
+    def end(self) -> str: ...
+
+
+# (weekday, start, end) in minutes or 'HH:MM', or a profile's WeeklySlot.
+Slot = tuple[int, SlotTime, SlotTime] | WallSlot
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -88,7 +103,9 @@ def normalise_slots(slots: Iterable[Slot]) -> list[tuple[int, int, int]]:
     """Slots as ``(weekday, start_minute, end_minute)``; ValueError names a bad one."""
     normal = []
     for slot in slots:
-        weekday, start, end = slot
+        weekday, start, end = (
+            slot if isinstance(slot, tuple) else (slot.weekday, slot.start, slot.end)
+        )
         if isinstance(weekday, bool) or not isinstance(weekday, int) or not 0 <= weekday <= 6:
             raise ValueError(f"slot {slot!r}: weekday must be 0 (Monday) .. 6 (Sunday)")
         first, last = _minute(start, "start"), _minute(end, "end")
@@ -273,9 +290,9 @@ def weekly_overlap(
     for stretch in stretches:
         moment = stretch.start_utc
         while moment < stretch.end_utc:
-            cut = min(
-                stretch.end_utc, _next_midnight(moment, zone_a), _next_midnight(moment, zone_b)
-            )
+            # A clock that goes back over midnight may have shown the next midnight already.
+            midnights = [_next_midnight(moment, zone) for zone in (zone_a, zone_b)]
+            cut = min([stretch.end_utc, *(m for m in midnights if m > moment)])
             piece = Interval(moment, cut)
             shared.append(
                 SharedSlot(_stretch(piece, zone_a), _stretch(piece, zone_b), piece.minutes)

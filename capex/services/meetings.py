@@ -77,6 +77,18 @@ def window_start(now: datetime) -> datetime:
     return epoch + quarters * _QUARTER
 
 
+def _known_zone(timezone: str | None) -> bool:
+    """Whether ``timezone`` names a zone this tz database has (a profile's was checked when
+    saved; a later tz database might have dropped it)."""
+    if timezone is None:
+        return False
+    try:
+        load_zone(timezone)
+    except ValueError:
+        return False
+    return True
+
+
 def _shared(
     session: Session,
     settings: Settings,
@@ -118,7 +130,9 @@ def _shared(
     ):
         slots[volunteer_id].append((weekday, first, last))
     refs = {seen.learner.id: seen.learner, seen.mentor.id: seen.mentor}
-    missing = tuple(refs[i] for i in dict.fromkeys(ids) if zones.get(i) is None or not slots[i])
+    missing = tuple(
+        refs[i] for i in dict.fromkeys(ids) if not _known_zone(zones.get(i)) or not slots[i]
+    )
     learner_zone, mentor_zone = zones.get(exchange.learner_id), zones.get(exchange.mentor_id)
     times: list[Interval] = []
     if not missing and learner_zone is not None and mentor_zone is not None:
@@ -193,7 +207,11 @@ def meeting_ics(
     if start.utcoffset() is None:
         raise Invalid("start needs a time zone", [field_error(["query", "start"], "no offset")])
     shared = _shared(session, settings, exchange_id, viewer, weeks=MAX_WEEKS, now=now)
-    found = next((i for i in shared.times if i.start_utc == start.astimezone(UTC)), None)
+    try:
+        wanted = start.astimezone(UTC)
+    except OverflowError:  # an instant past year 9999 in UTC: certainly not offered
+        wanted = None
+    found = next((i for i in shared.times if i.start_utc == wanted), None)
     if found is None or shared.learner_zone is None or shared.mentor_zone is None:
         raise NotFound("no shared time starts then; pick one from the meeting times")
     meeting = _meeting(found, shared.learner_zone, shared.mentor_zone)
