@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import HTMLResponse
 
-from capex.deps import MatchingDep, SessionDep
-from capex.models.base import utcnow
+from capex.deps import MatchingDep, NowDep, SessionDep
 from capex.schemas.common import SideWord
 from capex.schemas.skills import SkillId
 from capex.services.match_cards import matches_page
@@ -27,11 +26,12 @@ def matches(
     visit: VisitDep,
     session: SessionDep,
     matching: MatchingDep,
+    now: NowDep,
     role: Annotated[SideWord, Query(alias="as")] = Side.LEARNER,
     skill: Annotated[SkillId | None, Query()] = None,
 ) -> HTMLResponse:
     """The ranked counterparts, each with its reasons, and the explanation of the count."""
     me = visit.signed_in
-    page = matches_page(session, matching, me, side=role, skill=skill, limit=20, now=utcnow())
+    page = matches_page(session, matching, me, side=role, skill=skill, limit=20, now=now)
     context = {"page": page, "levels": SKILL_LEVELS, "nav": "matches", "skill": skill}
     return visit.render("matches.html", context)
