@@ -295,6 +295,42 @@ def print_engine_table(reports: list[SizeReport]) -> None:
         )
 
 
+def measure_explain(volunteers: int, queries: int, seed: int) -> None:
+    """Median and p95 of what ``/me/matches`` asks of the engine (``query``, limit 20), without
+    and with ``explain_skills``, for the same random learners and mentors."""
+    rng = np.random.default_rng(seed)
+    records = demo_records(volunteers, seed)
+    space = SkillSpace({skill: parent for skill, parent, _ in taxonomy()})
+    index = MatchIndex(space, next_week_start(datetime.now(UTC)))
+    index.build(r for r in records if r.active)
+    print("| as | queries | query median / p95 ms | query + explain median / p95 ms |")
+    print("|---|---:|---:|---:|")
+    for role, pool in (
+        ("learner", [r.id for r in records if r.active and r.wants]),
+        ("mentor", [r.id for r in records if r.active and r.offers and r.open_slots > 0]),
+    ):
+        asked = rng.choice(pool, size=queries, replace=len(pool) < queries).tolist()
+        alone: list[float] = []
+        explained: list[float] = []
+        for vid in asked[:20]:  # warm-up
+            index.query(vid, role=role, limit=20)  # type: ignore[arg-type]
+            index.explain_skills(vid, role=role)  # type: ignore[arg-type]
+        for vid in asked:
+            t0 = time.perf_counter()
+            index.query(vid, role=role, limit=20)  # type: ignore[arg-type]
+            t1 = time.perf_counter()
+            index.explain_skills(vid, role=role)  # type: ignore[arg-type]
+            t2 = time.perf_counter()
+            alone.append((t1 - t0) * 1000)
+            explained.append((t2 - t0) * 1000)
+        print(
+            f"| {role} | {queries} | {statistics.median(alone):.2f} / "
+            f"{percentile(alone, 0.95):.2f} | {statistics.median(explained):.2f} / "
+            f"{percentile(explained, 0.95):.2f} |",
+            flush=True,
+        )
+
+
 # -- through the API -------------------------------------------------------------------------
 
 
@@ -374,12 +410,22 @@ def main() -> None:
     parser.add_argument("--api-volunteers", type=int, default=100_000)
     parser.add_argument("--api-requests", type=int, default=500)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="only time query against query + explain_skills (what /me/matches asks)",
+    )
     args = parser.parse_args()
     machine = platform.processor() or platform.machine()
     print(
         f"capex matching bench, {datetime.now(UTC):%Y-%m-%d}, {machine}, "
         f"Python {platform.python_version()}, numpy {np.__version__}"
     )
+    if args.explain:
+        for size in (int(s) for s in args.sizes.split(",")):
+            print(f"\n{size:,} volunteers:", flush=True)
+            measure_explain(size, args.queries, args.seed)
+        return
     reports = []
     for size in (int(s) for s in args.sizes.split(",")):
         print(f"measuring {size:,} volunteers ...", flush=True)

@@ -4,8 +4,9 @@ its own sign-in. Both import from here, so neither imports the other."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request
@@ -29,6 +30,17 @@ async def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+Clock = Callable[[], datetime]
+
+
+async def get_now(request: Request) -> datetime:
+    """The time of the request, read once from the app's clock (tests give a fixed one)."""
+    clock: Clock = request.app.state.clock
+    return clock()
+
+
+NowDep = Annotated[datetime, Depends(get_now)]
 
 
 async def get_session_factory(request: Request) -> sessionmaker[Session]:

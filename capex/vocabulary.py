@@ -78,6 +78,14 @@ class Side(StrEnum):
     MENTOR = "mentor"
 
 
+class ProfileChangeKind(StrEnum):
+    """What a suggested change to a profile adds: a weekly slot, a language or a skill."""
+
+    AVAILABILITY = "availability"
+    LANGUAGE = "language"
+    SKILL = "skill"
+
+
 class Party(StrEnum):
     """Who may take an action: one of the sides, or capex itself (expiry)."""
 

@@ -180,3 +180,129 @@ def test_a_profile_just_saved_is_ranked_before_any_poll(client, session, learner
     )
     assert saved.status_code == 200, saved.text
     assert _usernames(client.get(MATCHES, headers=headers)) == ["python-mentor"]
+
+
+SATURDAY_MORNINGS = [{"weekday": 5, "start": "09:00", "end": "11:00"}]
+
+
+def _explain(response):
+    assert response.status_code == 200, response.text
+    return response.json()["explain"]
+
+
+def test_no_match_is_explained_with_counts_and_the_saturday_that_would_help(
+    fresh, session, learner
+):
+    for index in range(4):
+        mentor(session, f"english{index}", availability=SATURDAY_MORNINGS)
+    for index in range(8):
+        mentor(
+            session,
+            f"spanish{index}",
+            languages=[{"code": "es", "level": 5}],
+            availability=SATURDAY_MORNINGS,
+        )
+    _, headers = learner
+    response = fresh.get(MATCHES, headers=headers)
+    assert _usernames(response) == []
+    (lua,) = _explain(response)
+    # The Spanish speakers are kept apart by language as well, so Saturday adds only four.
+    assert lua == {
+        "skill": "lua",
+        "offering": 12,
+        "sharing_language": 4,
+        "overlapping": 0,
+        "with_open_slot": 0,
+        "suggestions": [
+            {
+                "change": {"kind": "availability", "weekday": 5, "start": "06:00", "end": "12:00"},
+                "would_add": 4,
+            }
+        ],
+    }
+    change = lua["suggestions"][0]["change"]
+    slot = {key: change[key] for key in ("weekday", "start", "end")}
+    saved = fresh.patch(
+        "/api/v1/me/profile", json={"availability": [*EVENINGS, slot]}, headers=headers
+    )
+    assert saved.status_code == 200, saved.text
+    response = fresh.get(MATCHES, headers=headers)
+    assert sorted(_usernames(response)) == [f"english{index}" for index in range(4)]
+    (lua,) = _explain(response)
+    assert (lua["overlapping"], lua["with_open_slot"]) == (4, 4)
+    assert lua["suggestions"][0] == {
+        "change": {"kind": "language", "language": "es"},
+        "would_add": 8,
+    }
+
+
+def test_a_language_suggestion_once_saved_lists_those_mentors(fresh, session, learner):
+    for index in range(3):
+        mentor(session, f"nepali{index}", languages=[{"code": "ne", "level": 5}])
+    mentor(session, "night", timezone="Asia/Tokyo", languages=[{"code": "ne", "level": 5}])
+    _, headers = learner
+    (lua,) = _explain(fresh.get(MATCHES, headers=headers))
+    assert (lua["offering"], lua["sharing_language"], lua["with_open_slot"]) == (4, 0, 0)
+    assert lua["suggestions"] == [
+        {"change": {"kind": "language", "language": "ne"}, "would_add": 3}
+    ]
+    saved = fresh.patch(
+        "/api/v1/me/profile",
+        json={"languages": [*ENGLISH, {"code": "ne", "level": 2}]},
+        headers=headers,
+    )
+    assert saved.status_code == 200, saved.text
+    assert sorted(_usernames(fresh.get(MATCHES, headers=headers))) == [
+        "nepali0",
+        "nepali1",
+        "nepali2",
+    ]
+
+
+def test_explain_covers_each_of_my_skills_on_the_side_asked_or_the_one_named(
+    fresh, session, learner
+):
+    _, headers = learner
+    saved = fresh.patch(
+        "/api/v1/me/profile",
+        json={"wants": [{"skill": "lua", "level": 3}, {"skill": "python", "level": 1}]},
+        headers=headers,
+    )
+    assert saved.status_code == 200, saved.text
+    mentor(session, "expert")
+    mentor(session, "full", mentor_capacity=0)
+    for index in range(2):
+        make_volunteer(
+            session,
+            f"speaker{index}",
+            languages=ENGLISH,
+            wants=[{"skill": "public-speaking", "level": 1}],
+        )
+    both = _explain(fresh.get(MATCHES, headers=headers))
+    assert [(e["skill"], e["offering"], e["with_open_slot"]) for e in both] == [
+        ("lua", 2, 1),
+        ("python", 0, 0),
+    ]
+    only = _explain(fresh.get(MATCHES, params={"skill": "python"}, headers=headers))
+    assert [e["skill"] for e in only] == ["python"]
+    # As a mentor the learners need no slot: all of them count while I have one.
+    (speaking,) = _explain(fresh.get(MATCHES, params={"as": "mentor"}, headers=headers))
+    assert speaking["skill"] == "public-speaking"
+    assert speaking["offering"] == speaking["with_open_slot"] == 2
+    full = fresh.patch("/api/v1/me/profile", json={"mentor_capacity": 0}, headers=headers)
+    assert full.status_code == 200, full.text
+    (speaking,) = _explain(fresh.get(MATCHES, params={"as": "mentor"}, headers=headers))
+    assert (speaking["offering"], speaking["with_open_slot"]) == (2, 0)
+
+
+def test_explain_follows_a_profile_just_saved_before_any_poll(client, session, learner):
+    mentor(session, "python-mentor", skill="python")
+    _, headers = learner
+    client.app.state.matching.poll_interval = 3600
+    assert [e["skill"] for e in _explain(client.get(MATCHES, headers=headers))] == ["lua"]
+    saved = client.patch(
+        "/api/v1/me/profile", json={"wants": [{"skill": "python", "level": 2}]}, headers=headers
+    )
+    assert saved.status_code == 200, saved.text
+    (python,) = _explain(client.get(MATCHES, headers=headers))
+    assert (python["skill"], python["offering"], python["with_open_slot"]) == ("python", 1, 1)

@@ -168,3 +168,15 @@ def test_writes_document_the_409_of_a_lost_race(document):
         if method in ("POST", "PUT", "PATCH", "DELETE") and "409" not in operation["responses"]
     ]
     assert undocumented == []
+
+
+def test_meeting_times_document_their_parameters_and_the_calendar_answer(document):
+    operation = document["paths"]["/api/v1/exchanges/{exchange_id}/meeting-times"]["get"]
+    parameters = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
+    assert set(parameters) == {"weeks", "format", "start"}
+    weeks = parameters["weeks"]["schema"]
+    assert (weeks["minimum"], weeks["maximum"], weeks["default"]) == (1, 8, 2)
+    assert parameters["format"]["schema"]["enum"] == ["json", "ics"]
+    answers = operation["responses"]
+    assert {"text/calendar", "application/json"} <= set(answers["200"]["content"])
+    assert {"401", "403", "404", "409", "422"} <= set(answers)

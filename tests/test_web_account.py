@@ -21,9 +21,12 @@ def test_sign_up_creates_the_account_and_signs_in(client, session):
     assert answer.status_code == 303
     assert answer.headers["location"] == "/profile?notice=signed-up"
     cookie = answer.headers["set-cookie"]
-    assert "capex_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "capex_session=" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
     home = client.get("/")
-    assert "Sign out" in home.text and "Sign up" not in home.text
+    assert "Sign out" in home.text
+    assert "Sign up" not in home.text
     assert session.scalars(select(Volunteer).where(Volunteer.username == "amara")).one()
 
 
@@ -34,7 +37,8 @@ def test_sign_up_with_bad_input_shows_each_error_next_to_its_field_and_keeps_the
     assert answer.status_code == 422
     errors = field_errors(answer.text)
     assert set(errors) == {"username", "email", "password"}
-    assert "3 to 32" in errors["username"] and "10 characters" in errors["password"]
+    assert "3 to 32" in errors["username"]
+    assert "10 characters" in errors["password"]
     assert value_of(answer.text, "username") == "a b"
     assert value_of(answer.text, "email") == "not-an-email"
     assert 'value="short"' not in answer.text  # a password is never sent back
@@ -98,7 +102,8 @@ def test_sign_in_goes_where_it_was_asked_and_never_to_another_site(client, sessi
         },
         follow_redirects=False,
     )
-    assert answer.status_code == 303 and answer.headers["location"] == "/matches"
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/matches"
 
 
 def test_wrong_passwords_are_throttled_like_the_api(client, session, settings):
@@ -180,7 +185,8 @@ def test_a_forgotten_password_is_reset_once_through_the_mailed_link(client, sess
         data={"csrf_token": csrf_of(page.text), **form},
         follow_redirects=False,
     )
-    assert again.status_code == 422 and "not valid any more" in again.text
+    assert again.status_code == 422
+    assert "not valid any more" in again.text
     assert (
         client.post(
             "/api/v1/auth/token", data={"username": "fay", "password": "brand new pass"}

@@ -38,6 +38,8 @@ from capex.api.routes import (
 )
 from capex.config import Settings, SettingsError, get_settings
 from capex.db import make_engine, make_session_factory
+from capex.deps import Clock
+from capex.models.base import utcnow
 from capex.services import maintenance
 from capex.services.matches import MatchingService
 from capex.services.stats_snapshot import StatsIndex
@@ -56,12 +58,15 @@ class CapexAPI(FastAPI):
 
 
 def create_app(
-    settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None
+    settings: Settings | None = None,
+    session_factory: sessionmaker[Session] | None = None,
+    clock: Clock = utcnow,
 ) -> FastAPI:
     """Build the app on the database ``settings`` name (default: the CAPEX_* variables).
 
     Given a ``session_factory`` (the tests'), the app uses it instead and leaves its engine
     alone; otherwise the app makes an engine of its own and disposes it at shutdown.
+    ``clock`` tells the routes that take the time of the request (``NowDep``) what it is.
     """
     if settings is None:
         try:
@@ -109,6 +114,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.session_factory = session_factory
+    app.state.clock = clock
     app.state.matching = MatchingService(app.state.session_factory)
     app.state.stats = StatsIndex(
         app.state.session_factory, settings, max_age_seconds=settings.stats_max_age_seconds

@@ -12,8 +12,10 @@ from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel, ValidationError
 
 from capex.deps import (
+    Clock,
     IdPath,
     MatchingDep,
+    NowDep,
     PageDep,
     PageRequest,
     SessionDep,
@@ -33,10 +35,12 @@ from capex.vocabulary import Role
 
 __all__ = [
     "ClientAddress",
+    "Clock",
     "Coordinator",
     "CurrentUser",
     "IdPath",
     "MatchingDep",
+    "NowDep",
     "PageDep",
     "PageRequest",
     "SessionDep",

@@ -15,15 +15,31 @@ from capex.matching.candidates import Candidates
 from capex.matching.index import MatchIndex
 from capex.matching.reference import ReferenceMatcher
 from capex.matching.taxonomy import SkillSpace
-from capex.matching.types import Match, Role, VolunteerRecord
+from capex.matching.types import (
+    AvailabilityChange,
+    LanguageChange,
+    Match,
+    ProfileChange,
+    Role,
+    SkillChange,
+    SkillExplanation,
+    Suggestion,
+    VolunteerRecord,
+)
 
 __all__ = [
+    "AvailabilityChange",
     "Candidates",
+    "LanguageChange",
     "Match",
     "MatchIndex",
+    "ProfileChange",
     "ReferenceMatcher",
     "Role",
+    "SkillChange",
+    "SkillExplanation",
     "SkillSpace",
+    "Suggestion",
     "VolunteerRecord",
     "availability_bitmap",
     "next_week_start",

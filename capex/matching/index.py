@@ -30,7 +30,18 @@ from capex.matching.availability import (
 )
 from capex.matching.candidates import Candidates, first_of_groups, rank_in_groups
 from capex.matching.taxonomy import SkillSpace
-from capex.matching.types import ROLES, Match, Role, VolunteerRecord
+from capex.matching.types import (
+    ROLES,
+    AvailabilityChange,
+    LanguageChange,
+    Match,
+    ProfileChange,
+    Role,
+    SkillChange,
+    SkillExplanation,
+    Suggestion,
+    VolunteerRecord,
+)
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -39,6 +50,12 @@ _MAX_LEVEL = 5  # level tables are indexed by level 0..4 (0 unused)
 # Join entries (learner, want, offer, mentor) per block of ``candidates``: about 40 bytes each
 # in the arrays alive at once, so some 200 MB a block.
 _BLOCK_ENTRIES = 4_000_000
+# The parts of the asker's own day that ``explain_skills`` tries as new availability, as
+# (start, end) minutes: morning, afternoon and evening. Nights (00:00-06:00) are not
+# suggested: a fix that asks someone to be free at 03:00 is no fix.
+DAY_PARTS: tuple[tuple[int, int], ...] = ((6 * 60, 12 * 60), (12 * 60, 18 * 60), (18 * 60, 24 * 60))
+# Suggestions of one kind rank before another's at the same would_add, in this order.
+_CHANGE_ORDER = {AvailabilityChange: 0, LanguageChange: 1, SkillChange: 2}
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,34 @@ class _Querier:
     languages: dict[int, int]  # language column -> level
     offers: dict[int, int]  # skill column -> level
     wants: dict[int, int]  # skill column -> target level
+    timezone: str | None = None
+    slots: tuple[tuple[int, int, int], ...] = ()  # (weekday, start, end) on the own wall clock
+
+
+@dataclass(frozen=True)
+class _Counterparts:
+    """Who lists some skills exactly on the other side, and which rules of ``query`` they pass.
+
+    Every array has shape (m,): one entry per (skill, counterpart) listing it.
+    """
+
+    rows: IntArray
+    group: IntArray  # which of the skills asked about the counterpart lists
+    speaks: npt.NDArray[np.bool_]  # shares a language with the asker
+    meets: npt.NDArray[np.bool_]  # free when the asker is, or either gave no availability
+    has_slot: npt.NDArray[np.bool_]  # the pair's mentor has an open slot (and the asker is active)
+
+    @property
+    def listed(self) -> npt.NDArray[np.bool_]:
+        """Passes every rule: ``query`` lists the counterpart."""
+        listed: npt.NDArray[np.bool_] = self.speaks & self.meets & self.has_slot
+        return listed
+
+    def count(self, n_groups: int, where: npt.NDArray[np.bool_] | None = None) -> IntArray:
+        """Per skill, how many counterparts (those in ``where``), shape (n_groups,)."""
+        group = self.group if where is None else self.group[where]
+        counts: IntArray = np.bincount(group, minlength=n_groups).astype(np.int64)
+        return counts
 
 
 @dataclass(frozen=True)
@@ -138,6 +183,7 @@ class MatchIndex:
         self._language_index: dict[str, int] = {}
         self._language_codes: list[str] = []
         self._zone_index: dict[str, int] = {}
+        self._zone_names: list[str] = []
         self._zone_tables: list[IntArray] = []
         self._clear()
 
@@ -248,6 +294,7 @@ class MatchIndex:
         column = self._zone_index.get(timezone)
         if column is None:
             column = self._zone_index[timezone] = len(self._zone_tables)
+            self._zone_names.append(timezone)
             self._zone_tables.append(wall_clock_table(timezone, self.week_start))
         return column
 
@@ -429,6 +476,15 @@ class MatchIndex:
         languages, language_levels = self._languages.row(row)
         offers, offer_levels = self._offers.row(row)
         wants, want_levels = self._wants.row(row)
+        zone = int(self._zones.values[row])
+        # Slots are stored in row order, so a row's slots are one run.
+        first, last = np.searchsorted(self._slot_rows.values, [row, row + 1])
+        slots = zip(
+            self._slot_weekdays.values[first:last].tolist(),
+            self._slot_starts.values[first:last].tolist(),
+            self._slot_ends.values[first:last].tolist(),
+            strict=True,
+        )
         return _Querier(
             volunteer_id=int(self._ids.values[row]),
             active=bool(self._active.values[row]),
@@ -437,6 +493,8 @@ class MatchIndex:
             languages=dict(zip(languages.tolist(), language_levels.tolist(), strict=True)),
             offers=dict(zip(offers.tolist(), offer_levels.tolist(), strict=True)),
             wants=dict(zip(wants.tolist(), want_levels.tolist(), strict=True)),
+            timezone=None if zone < 0 else self._zone_names[zone],
+            slots=tuple(slots),
         )
 
     def _querier_from_record(self, record: VolunteerRecord) -> _Querier:
@@ -448,15 +506,15 @@ class MatchIndex:
             if column >= 0  # a language nobody in the index speaks cannot be shared
         }
         bitmap = None
-        if record.timezone is not None and record.slots:
-            slots = list(
-                zip(
-                    batch.slot_weekdays.tolist(),
-                    batch.slot_starts.tolist(),
-                    batch.slot_ends.tolist(),
-                    strict=True,
-                )
+        slots = list(
+            zip(
+                batch.slot_weekdays.tolist(),
+                batch.slot_starts.tolist(),
+                batch.slot_ends.tolist(),
+                strict=True,
             )
+        )
+        if record.timezone is not None and slots:
             bitmap = availability_bitmap(slots, record.timezone, self.week_start)
         return _Querier(
             volunteer_id=int(batch.ids[0]),
@@ -466,7 +524,20 @@ class MatchIndex:
             languages=languages,
             offers=dict(zip(batch.offer_skills.tolist(), batch.offer_levels.tolist(), strict=True)),
             wants=dict(zip(batch.want_skills.tolist(), batch.want_levels.tolist(), strict=True)),
+            timezone=record.timezone,
+            slots=tuple(slots),
         )
+
+    def _querier(self, volunteer: int | VolunteerRecord) -> _Querier:
+        """The asker: a held volunteer's row, or a record as given (call under the lock)."""
+        if isinstance(volunteer, VolunteerRecord):
+            return self._querier_from_record(volunteer)
+        if isinstance(volunteer, bool) or not isinstance(volunteer, int | np.integer):
+            raise ValueError(f"volunteer must be an id or a VolunteerRecord, got {volunteer!r}")
+        row = self._row_of.get(int(volunteer))
+        if row is None:
+            raise KeyError(f"volunteer {volunteer!r} is not in the index")
+        return self._querier_from_row(row)
 
     def _skill_passes(self, querier: _Querier, role: Role, skill: int | None) -> list[_SkillPass]:
         """The skill pairs to score, in ascending (wanted, offered) order."""
@@ -577,18 +648,7 @@ class MatchIndex:
             raise ValueError(f"limit must be an integer >= 1, got {limit!r}")
         skill_column = None if skill is None else self.skill_space.position(skill)
         with self._lock:
-            if isinstance(volunteer, VolunteerRecord):
-                querier = self._querier_from_record(volunteer)
-            else:
-                if isinstance(volunteer, bool) or not isinstance(volunteer, int | np.integer):
-                    raise ValueError(
-                        f"volunteer must be an id or a VolunteerRecord, got {volunteer!r}"
-                    )
-                row = self._row_of.get(int(volunteer))
-                if row is None:
-                    raise KeyError(f"volunteer {volunteer!r} is not in the index")
-                querier = self._querier_from_row(row)
-            return self._query(querier, role, skill_column, limit)
+            return self._query(self._querier(volunteer), role, skill_column, limit)
 
     def _query(self, querier: _Querier, role: Role, skill: int | None, limit: int) -> list[Match]:
         if not querier.active or (role == "mentor" and querier.open_slots < 1):
@@ -676,6 +736,226 @@ class MatchIndex:
             if column in querier.languages
         ]
         return tuple(code for _, code in sorted(shared))
+
+    # -- why so few ----------------------------------------------------------------------------
+
+    def explain_skills(
+        self,
+        volunteer: int | VolunteerRecord,
+        role: Role = "learner",
+        skill: str | None = None,
+        *,
+        few: int = 5,
+        n_suggestions: int = 3,
+    ) -> list[SkillExplanation]:
+        """Why each of the asker's skills finds the counterparts it does, and what would help.
+
+        For each of the asker's skills on the ``role`` side (wants as learner, offers as
+        mentor), a funnel over the live, active counterparts other than the asker who list
+        that skill exactly on the other side: all of them, those sharing a language, of those
+        the ones free when the asker is (the rule of ``query``: availabilities overlap in the
+        index's week, or either gave none), and of those the ones whose pair has a mentor with
+        an open slot. As learner that is the counterpart mentor's slot; as mentor the learners
+        need none, so the last stage is all of the previous one when the asker has an open
+        slot, else 0. An inactive asker matches nobody: the last stage is 0. The last stage
+        is how many counterparts listing the skill exactly ``query(skill=skill)`` lists;
+        ``query`` also lists counterparts with near skills, which the funnel leaves out.
+
+        Suggestions, each counted over counterparts listing the skill exactly:
+
+        - ``AvailabilityChange``: a part of one day (``DAY_PARTS``: 06-12, 12-18, 18-24 on the
+          asker's own wall clock) on which the asker has no slot yet, when the asker gave
+          availability; it adds the counterparts that pass every rule but time and have time
+          in that block.
+        - ``LanguageChange``: a language of the counterparts that pass every rule but
+          language; it adds those who speak it.
+        - ``SkillChange``, only for a skill fewer than ``few`` counterparts list: a neighbour
+          in the taxonomy (``SkillSpace.neighbours``: parent, siblings, children) that the
+          asker does not list on that side yet; it would add, for that new skill, the
+          counterparts listing it exactly and passing every rule (some of them may be listed
+          already, as near-skill matches of the explained skill).
+
+        Parameters
+        ----------
+        volunteer : int or VolunteerRecord
+            As for ``query``.
+        role : {"learner", "mentor"}, default "learner"
+        skill : str, optional
+            Only this one of the asker's skills; none when the asker does not list it.
+        few : int, default 5
+            Skill changes are suggested for a skill fewer than this many counterparts list.
+        n_suggestions : int, default 3
+            At most this many suggestions per skill: the largest ``would_add`` first (only
+            positive ones); ties go to availability, then language, then skill changes, then
+            to the earlier weekday and block, the smaller language code or skill id.
+
+        Returns
+        -------
+        list of SkillExplanation
+            One per explained skill, by ascending skill id.
+        """
+        if role not in ROLES:
+            raise ValueError(f"role must be 'learner' or 'mentor', got {role!r}")
+        for name, value in (("few", few), ("n_suggestions", n_suggestions)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        skill_column = None if skill is None else self.skill_space.position(skill)
+        with self._lock:
+            querier = self._querier(volunteer)
+            return self._explain_skills(querier, role, skill_column, few, n_suggestions)
+
+    def _explain_skills(
+        self, querier: _Querier, role: Role, skill: int | None, few: int, n_suggestions: int
+    ) -> list[SkillExplanation]:
+        own = querier.wants if role == "learner" else querier.offers
+        columns = np.array(
+            sorted(column for column in own if skill is None or column == skill), dtype=np.int64
+        )
+        n_skills = columns.size
+        if n_skills == 0:
+            return []
+        found = self._counterparts(columns, querier, role)
+        offering = found.count(n_skills)
+        sharing_language = found.count(n_skills, found.speaks)
+        overlapping = found.count(n_skills, found.speaks & found.meets)
+        with_open_slot = found.count(n_skills, found.listed)
+
+        options: list[list[Suggestion]] = [[] for _ in range(n_skills)]
+        # Blocked by time alone: they gave availability (else they would meet), so did I.
+        blocked = found.speaks & found.has_slot & ~found.meets
+        if blocked.any():
+            blocks, per_block = self._block_hits(
+                querier, found.rows[blocked], found.group[blocked], n_skills
+            )
+            for block, group in zip(*np.nonzero(per_block), strict=True):
+                weekday, start, end = blocks[block]
+                options[group].append(
+                    Suggestion(
+                        AvailabilityChange(weekday, start, end), int(per_block[block, group])
+                    )
+                )
+        # Blocked by language alone.
+        unspoken = found.meets & found.has_slot & ~found.speaks
+        if unspoken.any():
+            owner, languages, _ = self._languages.gather(found.rows[unspoken])
+            width = len(self._language_codes)
+            keys = found.group[unspoken][owner] * width + languages
+            per_language = np.bincount(keys, minlength=n_skills * width).reshape(n_skills, width)
+            for group, language in zip(*np.nonzero(per_language), strict=True):
+                spoken = LanguageChange(self._language_codes[language])
+                options[group].append(Suggestion(spoken, int(per_language[group, language])))
+        # Few list it at all: the skills next to it in the tree, that I do not list yet.
+        near: list[tuple[int, int]] = [
+            (group, int(neighbour))
+            for group in np.flatnonzero(offering < few).tolist()
+            for neighbour in self.skill_space.neighbours(int(columns[group])).tolist()
+            if neighbour not in own
+        ]
+        if near:
+            neighbours = np.unique([neighbour for _, neighbour in near])
+            nearby = self._counterparts(neighbours, querier, role)
+            listable = nearby.count(neighbours.size, nearby.listed)
+            for group, neighbour in near:
+                would_add = int(listable[np.searchsorted(neighbours, neighbour)])
+                if would_add:
+                    added = SkillChange(self.skill_space.skill_ids[neighbour])
+                    options[group].append(Suggestion(added, would_add))
+
+        return [
+            SkillExplanation(
+                skill=self.skill_space.skill_ids[int(columns[group])],
+                offering=int(offering[group]),
+                sharing_language=int(sharing_language[group]),
+                overlapping=int(overlapping[group]),
+                with_open_slot=int(with_open_slot[group]),
+                suggestions=tuple(sorted(options[group], key=_suggestion_order)[:n_suggestions]),
+            )
+            for group in range(n_skills)
+        ]
+
+    def _counterparts(self, columns: IntArray, querier: _Querier, role: Role) -> _Counterparts:
+        """The counterparts listing each of ``columns`` exactly on the other side of ``role``.
+
+        Parameters
+        ----------
+        columns : ndarray of int64, shape (s,)
+            Skill columns; entry ``i`` of the result's ``group`` refers to ``columns[i]``.
+        """
+        postings = self._offer_postings if role == "learner" else self._want_postings
+        posted = [postings.column(int(column))[0] for column in columns.tolist()]
+        rows = np.concatenate(posted).astype(np.int64, copy=False)
+        group = np.repeat(np.arange(columns.size, dtype=np.int64), [part.size for part in posted])
+        # Postings keep tombstoned rows until compaction.
+        keep = self._alive.values[rows] & self._active.values[rows]
+        own_row = self._row_of.get(querier.volunteer_id)
+        if own_row is not None:
+            keep &= rows != own_row
+        rows, group = rows[keep], group[keep]
+
+        speaks = self._shared_language_levels(rows, querier) > 0
+        if querier.bitmap is None:
+            meets = np.ones(rows.size, dtype=np.bool_)
+        else:
+            overlap = self._overlap_minutes(rows, querier.bitmap)
+            meets = ~self._has_availability.values[rows] | (overlap > 0)
+        if not querier.active:
+            has_slot = np.zeros(rows.size, dtype=np.bool_)
+        elif role == "learner":
+            has_slot = self._open_slots.values[rows] > 0
+        else:
+            has_slot = np.full(rows.size, querier.open_slots > 0, dtype=np.bool_)
+        return _Counterparts(rows, group, speaks, meets, has_slot)
+
+    def _block_hits(
+        self, querier: _Querier, rows: IntArray, group: IntArray, n_groups: int
+    ) -> tuple[list[tuple[int, int, int]], IntArray]:
+        """How many of ``rows`` each day part the asker has no slot in would overlap.
+
+        Parameters
+        ----------
+        rows, group : ndarray of int64, shape (m,)
+            Counterparts that share no time with the asker, and the skill of each.
+        n_groups : int
+            Number of skills ``group`` refers to.
+
+        Returns
+        -------
+        blocks : list of (weekday, start_minute, end_minute), length b
+            The day parts tried, on the asker's wall clock, by weekday then start.
+        hits : ndarray of int64, shape (b, n_groups)
+            Per block and skill, the counterparts with time in that block.
+        """
+        blocks = [
+            (weekday, start, end)
+            for weekday in range(7)
+            for start, end in DAY_PARTS
+            if not any(
+                day == weekday and own_start < end and start < own_end
+                for day, own_start, own_end in querier.slots
+            )
+        ]
+        if not blocks or querier.timezone is None:
+            return [], np.zeros((0, n_groups), dtype=np.int64)
+        # The same wall-clock conversion as the asker's own slots, so a block saved to the
+        # profile overlaps exactly the counterparts counted here.
+        table = wall_clock_table(querier.timezone, self.week_start)
+        weekdays = np.array([block[0] for block in blocks], dtype=np.int64)
+        starts = np.array([block[1] for block in blocks], dtype=np.int64) // QUARTER_MINUTES
+        ends = np.array([block[2] for block in blocks], dtype=np.int64) // QUARTER_MINUTES
+        block_bits = bitmaps_from_intervals(
+            len(blocks),
+            np.arange(len(blocks), dtype=np.int64),
+            table[weekdays, starts],
+            table[weekdays, ends],
+        )
+        touches = np.zeros((len(blocks), rows.size), dtype=np.bool_)
+        for word in range(WORDS_PER_WEEK):
+            touches |= (block_bits[word][:, None] & self._bitmaps[word, rows][None, :]) != 0
+        block, counterpart = np.nonzero(touches)
+        hits = np.bincount(
+            block * n_groups + group[counterpart], minlength=len(blocks) * n_groups
+        ).reshape(len(blocks), n_groups)
+        return blocks, hits.astype(np.int64)
 
     # -- many learners at once ---------------------------------------------------------------
 
@@ -1109,3 +1389,16 @@ class MatchIndex:
                     )
                 )
             return matches
+
+
+def _suggestion_order(suggestion: Suggestion) -> tuple[int, int, tuple[int | str, ...]]:
+    """Most added first; then availability, language, skill; then weekday and start, or id."""
+    change: ProfileChange = suggestion.change
+    detail: tuple[int | str, ...]
+    if isinstance(change, AvailabilityChange):
+        detail = (change.weekday, change.start_minute)
+    elif isinstance(change, LanguageChange):
+        detail = (change.language,)
+    else:
+        detail = (change.skill,)
+    return -suggestion.would_add, _CHANGE_ORDER[type(change)], detail

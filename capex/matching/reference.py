@@ -12,10 +12,21 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from capex.matching.types import Match, Role, VolunteerRecord
+from capex.matching.types import (
+    AvailabilityChange,
+    LanguageChange,
+    Match,
+    Role,
+    SkillChange,
+    SkillExplanation,
+    Suggestion,
+    VolunteerRecord,
+)
 
 MINUTES_PER_WEEK = 7 * 24 * 60
 SIMILARITY_QUANTUM = 2.0**-32
+# Morning, afternoon and evening, in minutes after local midnight (as ``MatchIndex``).
+DAY_PARTS = ((360, 720), (720, 1080), (1080, 1440))
 
 
 class ReferenceMatcher:
@@ -259,3 +270,130 @@ class ReferenceMatcher:
             )
         results.sort(key=lambda match: (-match.score, match.volunteer_id))
         return results[:limit]
+
+    # -- why so few --------------------------------------------------------------------------
+
+    def neighbours(self, skill: str) -> list[str]:
+        """The parent, the siblings and the children of ``skill``, by id."""
+        parent = self.parents[skill]
+        near = {other for other, above in self.parents.items() if above == skill}
+        if parent is not None:
+            near.add(parent)
+            near |= {other for other, above in self.parents.items() if above == parent}
+        near.discard(skill)
+        return sorted(near)
+
+    def _rules(
+        self, me: VolunteerRecord, other: VolunteerRecord, role: Role
+    ) -> tuple[bool, bool, bool]:
+        """Whether ``other`` shares a language with ``me``, meets me in time, and whether
+        the pair's mentor has an open slot (an inactive ``me`` has none)."""
+        mine, theirs = self.language_levels(me), self.language_levels(other)
+        speaks = any(code in theirs for code in mine)
+        my_minutes, their_minutes = self.available_minutes(me), self.available_minutes(other)
+        meets = my_minutes is None or their_minutes is None or bool(my_minutes & their_minutes)
+        mentor = other if role == "learner" else me
+        return speaks, meets, me.active and mentor.open_slots >= 1
+
+    def _listing(
+        self, world: Sequence[VolunteerRecord], me: VolunteerRecord, role: Role, skill: str
+    ) -> list[VolunteerRecord]:
+        """The active others who list ``skill`` exactly on the other side."""
+        return [
+            other
+            for other in world
+            if other.active
+            and other.id != me.id
+            and skill in {s for s, _ in (other.offers if role == "learner" else other.wants)}
+        ]
+
+    def explain_skills(
+        self,
+        world: Sequence[VolunteerRecord],
+        volunteer: int | VolunteerRecord,
+        role: Role = "learner",
+        skill: str | None = None,
+        *,
+        few: int = 5,
+        n_suggestions: int = 3,
+    ) -> list[SkillExplanation]:
+        """What :meth:`MatchIndex.explain_skills` should answer over the records ``world``."""
+        if isinstance(volunteer, VolunteerRecord):
+            me = volunteer
+        else:
+            me = next(record for record in world if record.id == volunteer)
+        own = {s for s, _ in (me.wants if role == "learner" else me.offers)}
+        explained = []
+        for mine in sorted(own):
+            if skill is not None and mine != skill:
+                continue
+            others = self._listing(world, me, role, mine)
+            rules = [self._rules(me, other, role) for other in others]
+            suggestions: list[Suggestion] = []
+
+            blocked = [
+                other
+                for other, (speaks, meets, has_slot) in zip(others, rules, strict=True)
+                if speaks and has_slot and not meets
+            ]
+            if blocked and me.timezone is not None:
+                for weekday in range(7):
+                    for start, end in DAY_PARTS:
+                        if any(
+                            day == weekday and own_start < end and start < own_end
+                            for day, own_start, own_end in me.slots
+                        ):
+                            continue
+                        block = VolunteerRecord(
+                            id=-1, timezone=me.timezone, slots=((weekday, start, end),)
+                        )
+                        minutes = self.available_minutes(block) or set()
+                        would_add = sum(
+                            1
+                            for other in blocked
+                            if minutes & (self.available_minutes(other) or set())
+                        )
+                        if would_add:
+                            change = AvailabilityChange(weekday, start, end)
+                            suggestions.append(Suggestion(change, would_add))
+
+            unspoken: dict[str, int] = {}
+            for other, (speaks, meets, has_slot) in zip(others, rules, strict=True):
+                if meets and has_slot and not speaks:
+                    for code in self.language_levels(other):
+                        unspoken[code] = unspoken.get(code, 0) + 1
+            suggestions += [
+                Suggestion(LanguageChange(code), count) for code, count in unspoken.items()
+            ]
+
+            if len(others) < few:
+                for near in self.neighbours(mine):
+                    if near in own:
+                        continue
+                    would_add = sum(
+                        1
+                        for other in self._listing(world, me, role, near)
+                        if all(self._rules(me, other, role))
+                    )
+                    if would_add:
+                        suggestions.append(Suggestion(SkillChange(near), would_add))
+
+            def order(suggestion: Suggestion) -> tuple[int, int, tuple[int | str, ...]]:
+                change = suggestion.change
+                if isinstance(change, AvailabilityChange):
+                    return -suggestion.would_add, 0, (change.weekday, change.start_minute)
+                if isinstance(change, LanguageChange):
+                    return -suggestion.would_add, 1, (change.language,)
+                return -suggestion.would_add, 2, (change.skill,)
+
+            explained.append(
+                SkillExplanation(
+                    skill=mine,
+                    offering=len(others),
+                    sharing_language=sum(1 for speaks, _, _ in rules if speaks),
+                    overlapping=sum(1 for speaks, meets, _ in rules if speaks and meets),
+                    with_open_slot=sum(1 for rule in rules if all(rule)),
+                    suggestions=tuple(sorted(suggestions, key=order)[:n_suggestions]),
+                )
+            )
+        return explained

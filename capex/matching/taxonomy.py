@@ -72,6 +72,12 @@ class SkillSpace:
             )
             for i in range(len(self.skill_ids))
         ]
+        # Per skill: its parent's column, -1 for a root area.
+        parent_ids = [self.parents[skill] for skill in self.skill_ids]
+        self._parent_positions = np.array(
+            [-1 if parent is None else self._position[parent] for parent in parent_ids],
+            dtype=np.int64,
+        )
 
     def _validate(self) -> None:
         if not (0.0 < self.decay <= 1.0):
@@ -149,6 +155,24 @@ class SkillSpace:
             Their similarities, in (0, 1].
         """
         return self._related[position]
+
+    def neighbours(self, position: int) -> npt.NDArray[np.int64]:
+        """The skills next to the skill at ``position`` in the tree: its parent, its siblings
+        (the other children of that parent; root areas are nobody's siblings) and its children.
+
+        Returns
+        -------
+        ndarray of int64, shape (k,)
+            Their columns, ascending (so ascending skill id); never ``position`` itself.
+        """
+        parents = self._parent_positions
+        parent = parents[position]
+        near = parents == position
+        if parent >= 0:
+            near |= parents == parent
+            near[parent] = True
+        near[position] = False
+        return np.flatnonzero(near).astype(np.int64)
 
     def similarity(self, a: str, b: str) -> float:
         """The similarity of skills ``a`` and ``b``, in [0, 1]."""

@@ -90,3 +90,83 @@ class Match:
             "shared_languages": list(self.shared_languages),
             "wanted_skill": self.wanted_skill,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityChange:
+    """Add a weekly slot ``(weekday, start_minute, end_minute)`` on the asker's own wall clock.
+
+    The slot lies on no slot the asker already has that weekday, so it can be appended to the
+    profile as it is.
+    """
+
+    weekday: int
+    start_minute: int
+    end_minute: int
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageChange:
+    """Add a language (a primary subtag such as ``"es"``), at any level."""
+
+    language: str
+
+
+@dataclass(frozen=True, slots=True)
+class SkillChange:
+    """Add a skill to the asker's side: a want as learner, an offer as mentor."""
+
+    skill: str
+
+
+ProfileChange = AvailabilityChange | LanguageChange | SkillChange
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """A change to the asker's profile and the counterparts it would add.
+
+    Attributes
+    ----------
+    change : AvailabilityChange, LanguageChange or SkillChange
+    would_add : int
+        Counterparts listing the skill exactly (the explained one; for a ``SkillChange``, the
+        suggested one) that the query would list after the change and does not list now.
+    """
+
+    change: ProfileChange
+    would_add: int
+
+
+@dataclass(frozen=True, slots=True)
+class SkillExplanation:
+    """Why one of the asker's skills finds the counterparts it does: a funnel, and fixes.
+
+    Counterparts are the live, active volunteers other than the asker who list ``skill``
+    exactly on the other side (an offer when asking as learner, a want as mentor). Each
+    stage counts those of the stage before that pass one more rule of ``query``.
+
+    Attributes
+    ----------
+    skill : str
+        The asker's own skill (a want as learner, an offer as mentor).
+    offering : int
+        Counterparts listing ``skill``.
+    sharing_language : int
+        Of those, the ones sharing a language with the asker.
+    overlapping : int
+        Of those, the ones free when the asker is (or either gave no availability).
+    with_open_slot : int
+        Of those, the ones whose pair has a mentor with an open slot: as learner, the
+        counterpart mentors with one; as mentor, all of them when the asker has one, else 0.
+        It is how many counterparts listing ``skill`` exactly ``query(skill=skill)`` lists.
+    suggestions : tuple of Suggestion
+        The changes that would add the most counterparts, most first.
+    """
+
+    skill: str
+    offering: int
+    sharing_language: int
+    overlapping: int
+    with_open_slot: int
+    suggestions: tuple[Suggestion, ...]

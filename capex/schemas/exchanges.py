@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, PlainSerializer
 
 from capex.schemas.common import (
     MAX_ID,
@@ -120,3 +121,31 @@ class MarkRead(InputSchema):
 
 class UnreadCount(Schema):
     unread_count: int
+
+
+def _with_offset(value: datetime) -> str:
+    return value.isoformat(timespec="seconds")
+
+
+# A time on someone's own wall clock: ISO 8601 with its UTC offset (2026-12-01T18:00:00-03:00).
+LocalTimestamp = Annotated[datetime, PlainSerializer(_with_offset, return_type=str)]
+
+
+class LocalTimeRead(Schema):
+    start: LocalTimestamp
+    end: LocalTimestamp
+    timezone: str = Field(description="the participant's IANA time zone")
+
+
+class MeetingTimeRead(Schema):
+    start: UtcTimestamp
+    end: UtcTimestamp
+    learner_local: LocalTimeRead
+    mentor_local: LocalTimeRead
+
+
+class MeetingTimesRead(Schema):
+    items: list[MeetingTimeRead] = Field(description="soonest first, at most 50")
+    without_availability: list[VolunteerRef] = Field(
+        description="participants who gave no time zone or no weekly slots (then no items)"
+    )

@@ -22,7 +22,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from capex.errors import Invalid, field_error
-from capex.matching import Match, MatchIndex, SkillSpace, VolunteerRecord, next_week_start
+from capex.matching import (
+    Match,
+    MatchIndex,
+    SkillExplanation,
+    SkillSpace,
+    VolunteerRecord,
+    next_week_start,
+)
+from capex.matching import types as engine
 from capex.matching.types import ROLES
 from capex.matching.types import Role as EngineRole
 from capex.models import (
@@ -34,8 +42,9 @@ from capex.models import (
     VolunteerLanguage,
 )
 from capex.models.base import utcnow
+from capex.schemas.profiles import format_time
 from capex.services.profiles import VolunteerRef, volunteer_refs
-from capex.vocabulary import Side
+from capex.vocabulary import ProfileChangeKind, Side
 
 # A transaction that stamped updated_at before our last poll may commit after it; looking
 # this far back on every poll catches it (upserts are idempotent).
@@ -318,19 +327,49 @@ class MatchingService:
         of them is used only when it is at least that new, else their record is read afresh,
         so that a volunteer is always ranked on the profile they have just saved.
         """
+        found, _ = self._answer(session, volunteer, role, skill, limit, explain=False)
+        return found
+
+    def explained_matches(
+        self,
+        session: Session,
+        volunteer: Volunteer,
+        *,
+        role: Side,
+        skill: str | None = None,
+        limit: int = 20,
+    ) -> tuple[list[Match], list[SkillExplanation]]:
+        """``matches``, and for each of the asker's skills on that side (or ``skill``) the
+        funnel of counterparts and the changes that would add the most (``explain_skills``),
+        both from the same copy of the asker."""
+        return self._answer(session, volunteer, role, skill, limit, explain=True)
+
+    def _answer(
+        self,
+        session: Session,
+        volunteer: Volunteer,
+        role: Side,
+        skill: str | None,
+        limit: int,
+        *,
+        explain: bool,
+    ) -> tuple[list[Match], list[SkillExplanation]]:
         if skill is not None:
             _check_own_skill(session, volunteer.id, role, skill)
         engine_role = _ENGINE_ROLE[role]
         state = self._current()
         index = state.index
         if skill is not None and skill not in index.skill_space:
-            return []  # a skill newer than the index: nobody in it can offer or want it yet
+            # A skill newer than the index: nobody in it can offer or want it yet.
+            return [], [SkillExplanation(skill, 0, 0, 0, 0, ())] if explain else []
+        asker: int | VolunteerRecord = volunteer.id
         stamp = state.stamps.get(volunteer.id)
-        if stamp is not None and stamp >= volunteer.updated_at and volunteer.id in index:
-            return index.query(volunteer.id, role=engine_role, skill=skill, limit=limit)
-        (record,) = load_records(session, [volunteer.id]).records
-        record = _known_skills_only(record, index.skill_space)
-        return index.query(record, role=engine_role, skill=skill, limit=limit)
+        if stamp is None or stamp < volunteer.updated_at or volunteer.id not in index:
+            (record,) = load_records(session, [volunteer.id]).records
+            asker = _known_skills_only(record, index.skill_space)
+        found = index.query(asker, role=engine_role, skill=skill, limit=limit)
+        explained = index.explain_skills(asker, role=engine_role, skill=skill) if explain else []
+        return found, explained
 
 
 def _check_own_skill(session: Session, volunteer_id: int, role: Side, skill: str) -> None:
@@ -369,9 +408,126 @@ def ranked_matches(
 ) -> list[MatchView]:
     """Ranked counterparts for ``volunteer`` taking ``side``, best first, each one named."""
     found = matching.matches(session, volunteer, role=side, skill=skill, limit=limit)
+    return _named(session, found)
+
+
+def _named(session: Session, found: list[Match]) -> list[MatchView]:
     refs = volunteer_refs(session, (match.volunteer_id for match in found))
     return [
         MatchView(refs[match.volunteer_id], match.skill, match.score, match)
         for match in found
         if match.volunteer_id in refs
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityChange:
+    """Add this weekly slot, on the volunteer's own wall clock ('06:00' to '12:00'); it lies
+    on none of their slots, so it can be added to the profile as it is."""
+
+    weekday: int
+    start: str
+    end: str
+
+    @property
+    def kind(self) -> ProfileChangeKind:
+        return ProfileChangeKind.AVAILABILITY
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageChange:
+    """Add this language (a primary subtag: 'es'), at any level."""
+
+    language: str
+
+    @property
+    def kind(self) -> ProfileChangeKind:
+        return ProfileChangeKind.LANGUAGE
+
+
+@dataclass(frozen=True, slots=True)
+class SkillChange:
+    """Add this skill on the side asked about: a want as learner, an offer as mentor."""
+
+    skill: str
+
+    @property
+    def kind(self) -> ProfileChangeKind:
+        return ProfileChangeKind.SKILL
+
+
+ProfileChange = AvailabilityChange | LanguageChange | SkillChange
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """A change to the asker's profile and how many more counterparts it would list."""
+
+    change: ProfileChange
+    would_add: int
+
+
+@dataclass(frozen=True, slots=True)
+class SkillExplain:
+    """Why one of the asker's skills finds the counterparts it does (``docs/matching.md``,
+    "Why so few"): of the counterparts listing it on the other side, how many share a
+    language with the asker, of those how many are free when the asker is, and of those how
+    many have an open mentor slot; and the changes that would add the most."""
+
+    skill: str
+    offering: int
+    sharing_language: int
+    overlapping: int
+    with_open_slot: int
+    suggestions: tuple[Suggestion, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainedMatches:
+    """Ranked, named counterparts, and why there are not more."""
+
+    items: list[MatchView]
+    explain: list[SkillExplain]
+
+
+def _change(change: engine.ProfileChange) -> ProfileChange:
+    if isinstance(change, engine.AvailabilityChange):
+        return AvailabilityChange(
+            change.weekday, format_time(change.start_minute), format_time(change.end_minute)
+        )
+    if isinstance(change, engine.LanguageChange):
+        return LanguageChange(change.language)
+    return SkillChange(change.skill)
+
+
+def explained_matches(
+    session: Session,
+    matching: MatchingService,
+    volunteer: Volunteer,
+    *,
+    side: Side,
+    skill: str | None = None,
+    limit: int = 20,
+) -> ExplainedMatches:
+    """``ranked_matches``, and per skill of ``volunteer`` on that side (or just ``skill``)
+    the funnel of counterparts and the profile changes that would add the most."""
+    found, explained = matching.explained_matches(
+        session, volunteer, role=side, skill=skill, limit=limit
+    )
+    return ExplainedMatches(
+        _named(session, found),
+        [
+            SkillExplain(
+                skill=explanation.skill,
+                offering=explanation.offering,
+                sharing_language=explanation.sharing_language,
+                overlapping=explanation.overlapping,
+                with_open_slot=explanation.with_open_slot,
+                suggestions=tuple(
+                    Suggestion(_change(suggestion.change), suggestion.would_add)
+                    for suggestion in explanation.suggestions
+                ),
+            )
+            for explanation in explained
+        ],
+    )

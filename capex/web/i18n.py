@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale, UnknownLocaleError
 from babel.core import negotiate_locale
 from babel.dates import format_date, format_datetime, format_time, get_day_names
+from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
@@ -89,11 +90,9 @@ def from_accept_language(header: str | None) -> str | None:
                 quality = 0.0
         if tag and tag != "*" and quality > 0:
             ranked.append((-quality, position, tag))
-    tags = [tag.replace("-", "_") for _, _, tag in sorted(ranked)]
-    exact = negotiate_locale(tags, list(LANGUAGES), sep="_")
-    if exact:
-        return exact
-    for tag in tags:
+    for _, _, tag in sorted(ranked):
+        if found := negotiate_locale([tag.replace("-", "_")], list(LANGUAGES), sep="_"):
+            return str(found)
         if found := supported(tag):
             return found
     return None
@@ -157,6 +156,21 @@ class Language:
     ) -> str:
         """The name of weekday ``day`` (0 Monday .. 6 Sunday)."""
         return str(get_day_names(form, locale=self.locale)[day])
+
+    def language_name(self, code: str) -> str:
+        """A language's name in this page's language ('pt' -> 'português'), else the code."""
+        try:
+            name = Locale.parse(code.replace("-", "_")).get_display_name(self.locale)
+        except (UnknownLocaleError, ValueError, TypeError):
+            return code
+        return name or code
+
+    def language_names(self, codes: Iterable[str]) -> str:
+        """Languages named and listed as this locale lists ('English and Portuguese')."""
+        return self.listing([self.language_name(code) for code in codes])
+
+    def listing(self, items: Sequence[str]) -> str:
+        return str(format_list(list(items), locale=self.locale)) if items else ""
 
     def number(self, value: float) -> str:
         return str(format_decimal(value, locale=self.locale))

@@ -32,7 +32,7 @@ def messages() -> set[str]:
     for _filename, _line, message, _comments, _context in extract_from_dir(
         ROOT, METHODS, options_map=OPTIONS, keywords=KEYWORDS
     ):
-        found.add(message[0] if isinstance(message, tuple) else message)
+        found.add(str(message[0]) if isinstance(message, (tuple, list)) else str(message))
     return {message for message in found if message}
 
 
@@ -43,7 +43,7 @@ def translated(locale: str) -> set[str]:
         with path.open("rb") as source:
             catalog = read_po(source, locale=locale)
         for entry in catalog:
-            key = entry.id[0] if isinstance(entry.id, tuple) else entry.id
+            key = str(entry.id[0] if isinstance(entry.id, (tuple, list)) else entry.id)
             strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
             if key and all(strings) and not entry.fuzzy:
                 done.add(key)

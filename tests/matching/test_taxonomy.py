@@ -78,3 +78,14 @@ def test_bad_taxonomy_or_parameters_raise(
 def test_unknown_skill_position_raises(space: SkillSpace) -> None:
     with pytest.raises(ValueError, match="unknown skill 'cobol'"):
         space.position("cobol")
+
+
+def test_neighbours_are_parent_siblings_and_children(space: SkillSpace) -> None:
+    def names(skill: str) -> list[str]:
+        return [space.skill_ids[column] for column in space.neighbours(space.position(skill))]
+
+    assert names("lua") == ["javascript", "programming", "python"]
+    assert names("programming") == ["javascript", "lua", "python", "technology", "tools"]
+    assert names("technology") == ["programming", "tools"]  # roots are nobody's siblings
+    reference = ReferenceMatcher(TAXONOMY, WINTER_WEEK)
+    assert all(names(skill) == reference.neighbours(skill) for skill in TAXONOMY)

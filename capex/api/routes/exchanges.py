@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
+from pydantic import AwareDatetime
 
-from capex.api.deps import CurrentUser, IdPath, PageDep, SessionDep, SettingsDep
-from capex.errors import Forbidden
+from capex.api.deps import CurrentUser, IdPath, NowDep, PageDep, SessionDep, SettingsDep
+from capex.errors import Forbidden, Invalid, field_error
 from capex.schemas.common import (
     ExchangeStateWord,
     Page,
@@ -23,12 +24,13 @@ from capex.schemas.exchanges import (
     FeedbackCreate,
     FeedbackList,
     FeedbackRead,
+    MeetingTimesRead,
     MessageCreate,
     MessageList,
     MessageRead,
     ReasonIn,
 )
-from capex.services import exchanges
+from capex.services import exchanges, meetings
 from capex.services.exchanges import ExchangeView, MessageView
 from capex.vocabulary import ExchangeAction, Role
 
@@ -208,3 +210,54 @@ def post_message(
 ) -> MessageView:
     """Write to the other participant (409 once the exchange is closed)."""
     return exchanges.post_message(session, settings, exchange_id, me, data.body)
+
+
+CALENDAR_MEDIA_TYPE = "text/calendar"
+
+_MEETING_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The meeting times (JSON), or with `format=ics&start=` the iCalendar "
+        "event of the one that begins at `start`, as an attachment.",
+        "content": {CALENDAR_MEDIA_TYPE: {"schema": {"type": "string"}}},
+    },
+    **_errors,
+}
+
+
+@router.get(
+    "/{exchange_id}/meeting-times",
+    response_model=MeetingTimesRead,
+    responses=_MEETING_RESPONSES,
+)
+def meeting_times(
+    exchange_id: IdPath,
+    me: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+    weeks: Annotated[
+        int, Query(ge=meetings.MIN_WEEKS, le=meetings.MAX_WEEKS, description="how far ahead")
+    ] = 2,
+    format: Annotated[
+        Literal["json", "ics"], Query(description="ics: the iCalendar event starting at start")
+    ] = "json",
+    start: Annotated[
+        AwareDatetime | None,
+        Query(description="with format=ics: the start of one of the meeting times (ISO 8601)"),
+    ] = None,
+) -> Any:
+    """The coming times both participants of an accepted exchange are free, soonest first."""
+    if format == "ics":
+        if start is None:
+            raise Invalid(
+                "format=ics needs start: the start of one of the meeting times",
+                [field_error(["query", "start"], "required with format=ics")],
+            )
+        filename, text = meetings.meeting_ics(session, settings, exchange_id, me, start, now)
+        return Response(
+            text,
+            media_type=f"{CALENDAR_MEDIA_TYPE}; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    plan = meetings.meeting_times(session, settings, exchange_id, me, weeks=weeks, now=now)
+    return MeetingTimesRead.model_validate(plan)

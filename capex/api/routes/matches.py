@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query
 
 from capex.api.deps import CurrentUser, MatchingDep, SessionDep
 from capex.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, Problem, SideWord
-from capex.schemas.matches import MatchList, MatchRead
+from capex.schemas.matches import MatchList, MatchRead, SkillExplainRead
 from capex.schemas.skills import SkillId
-from capex.services.matches import ranked_matches
+from capex.services.matches import explained_matches
 from capex.vocabulary import Side
 
 router = APIRouter(tags=["matching"])
@@ -34,6 +34,10 @@ def my_matches(
     skill: Annotated[SkillId | None, Query(description="only this one of my skills")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
 ) -> MatchList:
-    """Ranked candidates, best first, each with the reasons for its score."""
-    found = ranked_matches(session, matching, me, side=role, skill=skill, limit=limit)
-    return MatchList(role=role, items=[MatchRead.model_validate(view) for view in found])
+    """Ranked candidates, best first, each with the reasons for its score, and why not more."""
+    found = explained_matches(session, matching, me, side=role, skill=skill, limit=limit)
+    return MatchList(
+        role=role,
+        items=[MatchRead.model_validate(view) for view in found.items],
+        explain=[SkillExplainRead.model_validate(item) for item in found.explain],
+    )

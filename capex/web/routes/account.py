@@ -15,7 +15,8 @@ from capex.models import Volunteer
 from capex.schemas.common import InputSchema
 from capex.schemas.profiles import Password, RegisterIn
 from capex.services import accounts
-from capex.web import forms, security
+from capex.web import forms, i18n, security
+from capex.web.i18n import Language
 from capex.web.pages import FormDep, HtmlRoute, Visit, VisitDep
 
 logger = logging.getLogger("capex.web")
@@ -167,7 +168,9 @@ def _reset_mail(visit: Visit) -> Callable[[Volunteer, str], str]:
         link = f"{base}/reset-password?token={token}"
         if visit.settings.smtp_url is None and visit.settings.environment == "development":
             logger.info('{"event": "password_reset_link", "mail": "off", "link": "%s"}', link)
-        return visit._(
+        # In the account's own language when it chose one, else the page's.
+        language = Language(i18n.choose(volunteer.locale, visit.language.code), visit.language.zone)
+        return language.gettext(
             "Someone, probably you, asked to choose a new password for the capex account "
             "%(username)s. Open this link within an hour to choose it:\n\n%(link)s\n\n"
             "If it was not you, ignore this message: your password stays as it is.",
