@@ -1,7 +1,6 @@
 """The profile editor and the public profile page of the web client (TestClient, both databases)."""
 
 # The pages write time ranges and levels with an en dash, as people read them.
-# ruff: noqa: RUF001
 
 from __future__ import annotations
 

@@ -5,18 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel import Locale, UnknownLocaleError
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, Response
 
-from capex.deps import IdPath, SessionDep
+from capex.deps import IdPath, NowDep, SessionDep
 from capex.errors import Invalid
 from capex.matching.availability import next_week_start, slot_intervals
 from capex.regions import REGIONS
@@ -68,14 +67,6 @@ ROW_FIELD = re.compile(r"^(languages|offers|wants)-(\d{1,3})-(code|level|skill|n
 CELL_FIELD = re.compile(r"^avail-([0-6])-(\d{1,2})$")
 ROW_FIELDS = {"languages": ("code", "level"), "offers": ("skill", "level", "note")}
 ROW_FIELDS["wants"] = ROW_FIELDS["offers"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-# The clock of the public page (which week its availability is converted in).
-ClockDep = Annotated[datetime, Depends(_now)]
 
 
 @dataclass
@@ -299,17 +290,8 @@ def _datalists(session: Session, language: Language, editor: Editor) -> dict[str
     ]
     return {
         "timezones": sorted(iana_timezones()),
-        "language_options": [(code, language_name(code, language)) for code in codes],
+        "language_options": [(code, language.language_name(code)) for code in codes],
     }
-
-
-def language_name(code: str, language: Language) -> str:
-    """A language tag's name in the reader's language ('pt-BR' -> 'português (Brasil)')."""
-    try:
-        name = Locale.parse(code, sep="-").get_display_name(language.locale)
-    except (UnknownLocaleError, ValueError, TypeError):
-        return code
-    return name or code
 
 
 def _editor_page(
@@ -447,7 +429,7 @@ def _clock(minutes: int) -> str:
 
 @router.get("/volunteers/{volunteer_id}", response_class=HTMLResponse)
 def volunteer_page(
-    visit: VisitDep, session: SessionDep, volunteer_id: IdPath, now: ClockDep
+    visit: VisitDep, session: SessionDep, volunteer_id: IdPath, now: NowDep
 ) -> Response:
     """A volunteer's public profile (never their email), availability on the reader's clock."""
     me, language = visit.signed_in, visit.language
@@ -466,7 +448,7 @@ def volunteer_page(
         "spoken": [
             (
                 item.code,
-                language_name(item.code, language),
+                language.language_name(item.code),
                 _level(LANGUAGE_LEVELS, item.level, language),
             )
             for item in shown.languages
