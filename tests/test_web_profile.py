@@ -196,6 +196,16 @@ def test_bad_input_is_named_next_to_each_field_and_everything_typed_is_kept(
         "bio": "This is too long: at most 2000 characters.",
     }
     page = answer.text
+    # The summary at the top names each field, in the order of the page.
+    summary = re.findall(r'<li><a href="#([^"]+)">([^<]*)</a></li>', page)
+    assert [name for name, _ in summary] == [
+        "bio",
+        "timezone",
+        "languages-1-code",
+        "offers-1-skill",
+        "mentor_capacity",
+    ]
+    assert summary[2][1] == "Languages you speak, row 2: This is listed twice; keep one."
     assert 'aria-invalid="true"' in page
     assert 'href="#offers-1-skill"' in page
     assert value_of(page, "timezone") == "Mars/Olympus_Mons"

@@ -306,12 +306,59 @@ def _editor_page(
         "editor": editor,
         "values": editor.values,
         "errors": errors,
+        "summary": _summary(errors, visit.language),
+        "zone_known": editor.values.get("timezone") in iana_timezones(),
         "skills": names.skills,
         "nav": "profile",
         **_choices(visit.language),
         **_datalists(session, visit.language, editor),
     }
     return visit.render("profile/edit.html", context, status=status)
+
+
+# The form's fields in the order the page shows them, with the words that name them.
+FIELD_LABELS = {
+    "display_name": N_("Your name"),
+    "bio": N_("About you"),
+    "region": N_("Region"),
+    "timezone": N_("Time zone"),
+    "locale": N_("Language of this site"),
+    "languages": N_("Languages you speak"),
+    "availability": N_("When you are available, every week"),
+    "offers": N_("Skills you offer"),
+    "wants": N_("Skills you want to learn"),
+    "mentor_capacity": N_("Mentor capacity"),
+}
+ROW_ERROR = re.compile(r"^(languages|offers|wants)-(\d+)-\w+$")
+
+
+def _summary(errors: Mapping[str, str], language: Language) -> list[tuple[str, str]]:
+    """Each error with the name of its field, in the order of the page: (field, sentence)."""
+    order = list(FIELD_LABELS)
+
+    def place(name: str) -> tuple[int, int]:
+        row = ROW_ERROR.match(name)
+        group = row.group(1) if row else name
+        rank = order.index(group) if group in order else -1
+        return rank, int(row.group(2)) + 1 if row else 0
+
+    found = []
+    for name in sorted(errors, key=place):
+        row = ROW_ERROR.match(name)
+        if row:
+            label = language.gettext(
+                "%(section)s, row %(number)d",
+                section=language.gettext(FIELD_LABELS[row.group(1)]),
+                number=int(row.group(2)) + 1,
+            )
+        elif name in FIELD_LABELS:
+            label = language.gettext(FIELD_LABELS[name])
+        else:
+            label = ""
+        sentence = errors[name]
+        text = language.gettext("%(field)s: %(problem)s", field=label, problem=sentence)
+        found.append((name, text if label else sentence))
+    return found
 
 
 def _choices(language: Language) -> dict[str, Any]:
