@@ -389,3 +389,27 @@ def test_an_unknown_or_deactivated_volunteer_is_not_found(client, session, setti
         assert "text/html" in answer.headers["content-type"]
         assert "Not found" in answer.text
         assert "Gone" not in answer.text
+
+
+def test_capacity_below_the_accepted_exchanges_is_refused_on_its_field(client, session, settings):
+    mentor = signed_in(
+        client, session, settings, "duo", offers=[{"skill": "lua", "level": 3}], mentor_capacity=1
+    )
+    learner = make_volunteer(session, "lea")
+    asked = client.post(
+        "/api/v1/exchanges",
+        json={"mentor_id": mentor.id, "skill": "lua"},
+        headers=auth_headers(session, settings, learner),
+    )
+    assert asked.status_code == 201, asked.text
+    mentor_headers = auth_headers(session, settings, mentor)
+    accepted = client.post(f"/api/v1/exchanges/{asked.json()['id']}/accept", headers=mentor_headers)
+    assert accepted.status_code == 200, accepted.text
+    answer = post_form(client, "/profile", full_form(mentor_capacity="0"))
+    assert answer.status_code == 422
+    assert field_errors(answer.text) == {
+        "mentor_capacity": "You mentor 1 accepted exchange now: complete or cancel it before "
+        "lowering your capacity below that."
+    }
+    assert value_of(answer.text, "mentor_capacity") == "0"
+    assert client.get("/api/v1/me", headers=mentor_headers).json()["mentor_capacity"] == 1
