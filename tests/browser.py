@@ -288,13 +288,13 @@ def assert_accessible(page: Page) -> None:
     assert not failures, f"axe found on {page.url}:\n" + "\n".join(lines)
 
 
-def save_screenshot(page: Page, name: str) -> Path:
-    """A full-page PNG of ``page``: docs/screenshots/NAME.png when CAPEX_SCREENSHOTS=1, else in
-    the test's tmp dir (CI never changes the tree); its path."""
+def save_screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """A PNG of ``page`` (all of it, or only the viewport): docs/screenshots/NAME.png when
+    CAPEX_SCREENSHOTS=1, else in the test's tmp dir (CI never changes the tree); its path."""
     if os.environ.get("CAPEX_SCREENSHOTS") == "1":
         path = SCREENSHOTS / f"{name}.png"
     else:
         path = _record(page).directory / "screenshots" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=path, full_page=True, animations="disabled")
+    page.screenshot(path=path, full_page=full_page, animations="disabled")
     return path
