@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, sync_playwright
@@ -67,7 +67,7 @@ document.addEventListener('securitypolicyviolation', event =>
 """
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Fail in CI (which must run every browser test), skip elsewhere."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI must run the browser tests: {reason}")
