@@ -117,6 +117,11 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         _SHARED.close()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Close it also when the run stops early (-x, an interrupt)."""
+    _SHARED.close()
+
+
 @pytest.fixture
 def chromium() -> Browser:
     """A headless Debian Chromium, shared with the neighbouring tests that use it."""
