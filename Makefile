@@ -27,6 +27,7 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	scripts/ensure-postgres
 	scripts/ensure-chromium
+	scripts/ensure-axe
 	$(BIN)/python -m pytest
 
 schemathesis: $(BIN)/.installed

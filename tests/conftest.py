@@ -21,6 +21,9 @@ from capex.config import Settings
 from capex.db import make_engine
 from capex.testing import BACKENDS, throwaway_database
 
+# The browser fixtures (chromium, site, new_page) and their checks: tests/browser.py.
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture(params=BACKENDS)
 def live_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
