@@ -37,7 +37,7 @@ def skill_names(session: Session, ids: Iterable[str]) -> dict[str, str]:
     if not wanted:
         return {}
     rows = session.execute(select(Skill.id, Skill.name).where(Skill.id.in_(wanted)))
-    return dict(rows.tuples().all())
+    return {skill_id: name for skill_id, name in rows}
 
 
 def actions_for(state: ExchangeState, side: Side | None) -> tuple[ExchangeAction, ...]:

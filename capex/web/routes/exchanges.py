@@ -275,7 +275,7 @@ EN_DASH = "\u2013"
 def _clock(visit: Visit, local: LocalTime) -> tuple[str, str]:
     """A local stretch on its own clock: its day ('Tue 3 Dec') and its times ('18:00-19:30')."""
     on = Language(visit.language.code, ZoneInfo(local.timezone))
-    times = f"{on.time(local.start)}{EN_DASH}{on.time(local.end)}"
+    times = f"{on.time(local.start, 'HH:mm')}{EN_DASH}{on.time(local.end, 'HH:mm')}"
     return on.date(local.start, "EEE d MMM"), times
 
 
@@ -388,7 +388,11 @@ def write(visit: VisitDep, session: SessionDep, form: FormDep, exchange_id: IdPa
     """Write to the other participant (while the exchange is open)."""
     me = visit.signed_in
     values = {"body": _text(form, "body")}
-    parsed, errors = forms.parse(MessageCreate, values, visit.language)
+    parsed, problems = forms.parse(MessageCreate, values, visit.language)
+    # The field is named "body", a word forms.field_name drops from locations: name it here.
+    errors = {"body": next(iter(problems.values()))} if problems else {}
+    if not values["body"].strip():
+        errors["body"] = visit._("Write something to send.")
     if parsed is None:
         return _page(visit, session, exchange_id, status=422, values=values, errors=errors)
     try:
@@ -418,7 +422,7 @@ def act(
     parsed, errors = forms.parse(ReasonIn, {"reason": reason}, visit.language)
     if parsed is None:
         values = {f"{action}-reason": reason}
-        errors = {f"{action}-reason": message for message in errors.values()}
+        errors = {f"{action}-reason": next(iter(errors.values()))}
         return _page(visit, session, exchange_id, status=422, values=values, errors=errors)
     try:
         with session.begin_nested():
