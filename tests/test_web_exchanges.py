@@ -117,7 +117,7 @@ def test_a_given_skill_is_fixed_on_the_form(client, session, settings, ana, bea)
     as_user(client, session, settings, ana)
     form = client.get(f"/exchanges/new?mentor={bea.id}&skill=template-editing")
     shown = text_of(form.text)
-    assert "Skill: Template editing" in shown
+    assert "Skill: Template editing · Choose another of their skills" in shown
     assert "Which skill do you want to learn?" not in shown
 
 
@@ -148,6 +148,37 @@ def test_a_refused_request_is_shown_on_the_form_with_the_message_kept(
     # Refused, it took no request place of the learner's.
     session.expire_all()
     assert session.get_one(Volunteer, ana.id).requested_as_learner == 1
+
+
+def test_a_learner_with_every_request_place_taken_is_told_so(client, session, settings, ana):
+    for number in range(settings.max_open_requests):
+        ask(session, settings, ana, make_volunteer(session, f"mentor{number}", offers=LUA))
+    one_more = make_volunteer(session, "one_more", offers=LUA)
+    as_user(client, session, settings, ana)
+    refused = ask_through_the_form(client, one_more, message="please")
+    assert refused.status_code == 422
+    assert (
+        f"You have as many requests waiting for an answer as you may ({settings.max_open_requests})"
+        in refused.text
+    )
+    assert textarea_of(refused.text, "message") == "please"
+
+
+def test_a_form_sent_again_with_other_words_asks_to_send_it_anew(
+    client, session, settings, ana, bea
+):
+    as_user(client, session, settings, ana)
+    form = client.get(f"/exchanges/new?mentor={bea.id}&skill=lua")
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', form.text).group(1)
+    body = {"csrf_token": csrf_of(form.text), "idempotency_key": key, "skill": "lua"}
+    action = f"/exchanges/new?mentor={bea.id}"
+    assert client.post(action, data=body, follow_redirects=False).status_code == 303
+    edited = client.post(action, data={**body, "message": "edited"}, follow_redirects=False)
+    assert edited.status_code == 422
+    assert "This form was sent already." in edited.text
+    fresh = re.search(r'name="idempotency_key" value="([^"]+)"', edited.text).group(1)
+    assert fresh != key
+    assert textarea_of(edited.text, "message") == "edited"
 
 
 def test_a_skill_the_mentor_does_not_offer_is_named_on_its_field(
