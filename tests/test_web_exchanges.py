@@ -458,6 +458,23 @@ def test_the_list_filters_by_state_and_side_with_plain_links(client, session, se
     assert "No exchange of yours is like this." in client.get("/exchanges?as=mentor").text
 
 
+def test_the_list_pages_to_older_exchanges_keeping_its_filters(client, session, settings, ana):
+    ids = []
+    for number in range(21):
+        mentor = make_volunteer(session, f"mentor{number}", offers=LUA)
+        ids.append(ask(session, settings, ana, mentor))
+        act(session, settings, ids[-1], ExchangeAction.DECLINE, mentor)
+    as_user(client, session, settings, ana)
+    first = client.get("/exchanges?state=declined")
+    shown = re.findall(r'id="exchange-(\d+)"', first.text)
+    assert [int(i) for i in shown] == ids[:0:-1]  # the newest 20, newest first
+    older = re.search(r'<a href="([^"]+)" rel="next" id="older"', first.text).group(1)
+    assert html.unescape(older) == f"/exchanges?state=declined&before={ids[1]}"
+    rest = client.get(html.unescape(older))
+    assert re.findall(r'id="exchange-(\d+)"', rest.text) == [str(ids[0])]
+    assert 'id="older"' not in rest.text
+
+
 # -- Portuguese ------------------------------------------------------------------------------
 
 
