@@ -195,6 +195,21 @@ def test_from_sign_up_to_feedback_in_two_browsers(site, new_page, pictured, java
             assert_no_csp_violations(page)
             assert console_errors(page) == []
 
+    # She signs out, mistypes her password (a 422 page, which the console reports), and
+    # signs in again.
+    learner.get_by_role("button", name="Sign out").click()
+    expect(learner.locator("main")).to_contain_text("You are signed out.")
+    learner.goto(site + "/sign-in")
+    learner.fill("#username", f"lena_{suffix}")
+    learner.fill("#password", "not my password")
+    learner.get_by_role("button", name="Sign in").last.click()
+    expect(learner.locator("#form-errors")).to_contain_text("not right")
+    expect(learner.locator("#username")).to_have_value(f"lena_{suffix}")
+    learner.fill("#password", PASSWORD)
+    learner.get_by_role("button", name="Sign in").last.click()
+    expect(learner).to_have_url(re.compile(r"/matches$"))
+    checked(learner)
+
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["javascript", "no-javascript"])
 def test_bad_input_is_shown_next_to_its_field_and_what_was_typed_is_kept(

@@ -110,7 +110,7 @@ def test_wrong_passwords_are_throttled_like_the_api(client, session, settings):
     make_volunteer(session, "cai")
     for _ in range(settings.login_max_failures_per_username):
         wrong = post_form(client, "/sign-in", {"username": "cai", "password": "wrong password"})
-        assert wrong.status_code == 401
+        assert wrong.status_code == 422
         assert "not right" in wrong.text
         assert value_of(wrong.text, "username") == "cai"
     locked = post_form(client, "/sign-in", {"username": "cai", "password": PASSWORD})
@@ -203,3 +203,20 @@ def test_the_language_switcher_remembers_the_choice(client, session, settings):
     assert "Sair" in client.get("/").text
     session.refresh(volunteer)
     assert volunteer.locale == "pt_BR"
+
+
+def test_over_https_the_cookies_are_secure(client):
+    client.base_url = "https://testserver"
+    answer = post_form(
+        client,
+        "/sign-up",
+        {"username": "sec", "email": "sec@example.org", "password": "a long password"},
+    )
+    assert answer.status_code == 303
+    cookies = answer.headers.get_list("set-cookie")
+    session_cookie = next(cookie for cookie in cookies if cookie.startswith("capex_session="))
+    assert "Secure" in session_cookie
+    assert "HttpOnly" in session_cookie
+    csp = client.get("/sign-up").headers["content-security-policy"]
+    assert "unsafe-inline" not in csp
+    assert "script-src 'self'" in csp

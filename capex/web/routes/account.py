@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from capex.deps import SessionDep, SessionFactoryDep
-from capex.errors import Conflict, Forbidden, Invalid, InvalidCredentials, NotFound, TooManyRequests
+from capex.deps import SessionDep
+from capex.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
 from capex.models import Volunteer
 from capex.schemas.common import InputSchema
 from capex.schemas.profiles import Password, RegisterIn
@@ -83,18 +83,23 @@ def sign_in_page(visit: VisitDep, next: NextQuery = None) -> Response:
 
 
 @router.post("/sign-in", response_class=HTMLResponse)
-def sign_in(visit: VisitDep, sessions: SessionFactoryDep, form: FormDep) -> Response:
-    """Check the password (throttled like the API's sign-in) and set the session cookie."""
+def sign_in(visit: VisitDep, session: SessionDep, form: FormDep) -> Response:
+    """Check the password (throttled like the API's sign-in) and set the session cookie.
+
+    In the request's own transaction: a wrong password is answered with a page, not an
+    error, so the failure it counts is committed with it. (A second write transaction
+    beside the request's would wait for it forever on SQLite.)
+    """
     values = forms.text_fields(form, "username", "password", "next")
     target = security.safe_next(values["next"], "/matches")
-    status, retry = 401, 0
+    # 422, not 401: a 401 would need a WWW-Authenticate challenge, which a form has not.
+    status, retry = 422, 0
     address = visit.request.client.host if visit.request.client else "unknown"
+    problem = visit._("The username or the password is not right.")
     try:
-        issued = accounts.sign_in(
-            sessions, visit.settings, values["username"], values["password"], address
+        issued = accounts.attempt_sign_in(
+            session, visit.settings, values["username"], values["password"], address
         )
-    except InvalidCredentials:
-        problem = visit._("The username or the password is not right.")
     except TooManyRequests as error:
         status, retry = 429, error.retry_after_seconds
         problem = visit._(
@@ -105,7 +110,8 @@ def sign_in(visit: VisitDep, sessions: SessionFactoryDep, form: FormDep) -> Resp
         status = 403
         problem = visit._("This account was deactivated and can no longer sign in.")
     else:
-        return _signed_in(visit, issued.access_token, issued.expires_in, target)
+        if issued is not None:
+            return _signed_in(visit, issued.access_token, issued.expires_in, target)
     values.pop("password")
     context = {"values": values, "errors": {"_form": problem}, "nav": "sign-in"}
     response = visit.render("account/sign_in.html", context, status=status)
