@@ -107,7 +107,9 @@ def _population_digests(session: Session, first_id: int) -> dict[str, str]:
         columns = [
             column
             for column in table.columns
-            if column.name != "password_hash" and (column.name != "id" or model is Volunteer)
+            # The web client's language is a choice a person makes, not part of a population.
+            if column.name not in ("password_hash", "locale")
+            and (column.name != "id" or model is Volunteer)
         ]
         digest = hashlib.sha256()
         for row in session.execute(select(*columns).where(owner >= first_id).order_by(*order)):
