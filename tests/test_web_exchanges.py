@@ -568,3 +568,36 @@ def test_every_post_without_its_csrf_token_is_refused_and_changes_nothing(
     assert session.scalar(select(func.count()).select_from(Feedback)) == 0
     read = session.scalar(select(func.count()).where(Notification.read_at.is_not(None)))
     assert read == 0
+
+
+def test_the_mentor_sees_who_asks_what_they_aim_for_and_when_both_are_free(
+    client, session, settings
+):
+    learner = make_volunteer(
+        session,
+        "iris",
+        bio="Organiser of a Lua study group.",
+        timezone="America/Sao_Paulo",
+        languages=[{"code": "pt", "level": 5}, {"code": "en", "level": 3}],
+        availability=[{"weekday": 0, "start": "18:00", "end": "21:00"}],
+        wants=[{"skill": "lua", "level": 3}],
+    )
+    mentor = make_volunteer(
+        session,
+        "omar",
+        timezone="Europe/Berlin",
+        languages=[{"code": "en", "level": 5}],
+        availability=[{"weekday": 0, "start": "22:00", "end": "24:00"}],
+        offers=LUA,
+    )
+    exchange_id = ask(session, settings, learner, mentor, message="Hello!")
+    as_user(client, session, settings, mentor)
+    page = client.get("/exchanges").text
+    card = page.split(f'id="request-{exchange_id}"', 1)[1].split('id="mine"', 1)[0]
+    request = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", card)).split())
+    assert "Aims for the advanced level." in request
+    assert "Speaks Portuguese and English." in request
+    assert "Lives in the America/Sao_Paulo time zone." in request
+    # Monday 18:00-21:00 in Sao Paulo is 22:00-01:00 in Berlin: two hours of it on Monday.
+    assert "You are both free 2 hours a week." in request
+    assert "Organiser of a Lua study group." in request

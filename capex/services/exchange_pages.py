@@ -14,12 +14,15 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from capex.config import Settings
+from capex.matching import next_week_start
 from capex.models import Exchange, Feedback, Skill, Volunteer
 from capex.services import exchanges, meetings, notifications, profiles
 from capex.services.exchanges import EventView, ExchangeList, ExchangeView, MessagePage
 from capex.services.exchanges.lifecycle import TRANSITIONS
+from capex.services.meeting_times import weekly_overlap
 from capex.services.meetings import MeetingPlan
 from capex.services.notifications import InboxPage
+from capex.services.profiles import PublicProfile
 from capex.vocabulary import ExchangeAction, ExchangeState, Party, Side
 
 # How many messages of a thread one page shows (oldest first).
@@ -126,6 +129,10 @@ class ExchangesPage:
     open_slots: int
     listed: ExchangeList
     skill_names: dict[str, str]
+    # The learners of the waiting requests, by id: who they are, what they aim for.
+    learners: dict[int, PublicProfile]
+    # Minutes a week each waiting learner and the viewer are both free (None: one gave none).
+    shared_minutes: dict[int, int | None]
 
 
 def exchanges_page(
@@ -137,6 +144,7 @@ def exchanges_page(
     role: Side | None,
     before_id: int | None,
     limit: int,
+    now: datetime,
 ) -> ExchangesPage:
     """The viewer's exchanges as learner and as mentor, the waiting requests first."""
     waiting = exchanges.list_exchanges(
@@ -161,7 +169,30 @@ def exchanges_page(
     )
     slots = profiles.open_slots_by_id(session, [viewer.id]).get(viewer.id, 0)
     names = skill_names(session, {item.skill for item in (*waiting, *listed.items)})
-    return ExchangesPage(waiting, max(0, slots), listed, names)
+    learner_ids = sorted({item.learner.id for item in waiting})
+    rows = session.scalars(
+        select(Volunteer).where(Volunteer.id.in_(learner_ids)).options(*profiles.profile_options())
+    ).all()
+    learners = {profile.id: profile for profile in profiles.public_profiles(session, list(rows))}
+    me = profiles.my_profile(session, viewer.id)
+    week = next_week_start(now)
+    shared = {
+        learner_id: _shared_minutes(me, profile, week) for learner_id, profile in learners.items()
+    }
+    return ExchangesPage(waiting, max(0, slots), listed, names, learners, shared)
+
+
+def _shared_minutes(me: PublicProfile, other: PublicProfile, week: datetime) -> int | None:
+    if not (me.timezone and other.timezone and me.availability and other.availability):
+        return None
+    pieces = weekly_overlap(
+        [(slot.weekday, slot.start, slot.end) for slot in me.availability],
+        me.timezone,
+        [(slot.weekday, slot.start, slot.end) for slot in other.availability],
+        other.timezone,
+        week,
+    )
+    return sum(piece.minutes for piece in pieces)
 
 
 @dataclass(frozen=True, slots=True)

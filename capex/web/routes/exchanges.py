@@ -27,6 +27,7 @@ from capex.vocabulary import ExchangeAction, ExchangeState, Side
 from capex.web import forms, security
 from capex.web.i18n import N_, Language
 from capex.web.pages import FormDep, HtmlRoute, Visit, VisitDep
+from capex.web.words import SKILL_LEVELS
 
 router = APIRouter(route_class=HtmlRoute)
 
@@ -78,6 +79,7 @@ WORDS: dict[str, Any] = {
     "state_labels": STATE_LABELS,
     "action_words": ACTION_WORDS,
     "rating_words": RATING_WORDS,
+    "skill_levels": SKILL_LEVELS,
     "nav": "exchanges",
 }
 
@@ -218,6 +220,7 @@ def exchanges_list(
         role=role,
         before_id=before,
         limit=LIST_PAGE,
+        now=_now(visit),
     )
     context = {**WORDS, "page": page, "me": me, "state": state, "role": role}
     return visit.render("exchanges/list.html", context)

@@ -13,12 +13,10 @@ from capex.schemas.common import SideWord
 from capex.schemas.skills import SkillId
 from capex.services.match_cards import matches_page
 from capex.vocabulary import Side
-from capex.web.i18n import N_
 from capex.web.pages import HtmlRoute, VisitDep
+from capex.web.words import SKILL_LEVELS
 
 router = APIRouter(route_class=HtmlRoute)
-
-SKILL_LEVELS = {1: N_("basic"), 2: N_("intermediate"), 3: N_("advanced"), 4: N_("expert")}
 
 
 @router.get("/matches", response_class=HTMLResponse)
