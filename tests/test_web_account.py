@@ -220,3 +220,13 @@ def test_over_https_the_cookies_are_secure(client):
     csp = client.get("/sign-up").headers["content-security-policy"]
     assert "unsafe-inline" not in csp
     assert "script-src 'self'" in csp
+
+
+def test_a_mistyped_address_is_a_page_for_a_browser_and_a_problem_for_the_api(client):
+    page = client.get("/no-such-page", headers={"Accept": "text/html", "Accept-Language": "pt-BR"})
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Não encontrado" in page.text
+    api = client.get("/api/v1/no-such-thing", headers={"Accept": "text/html"})
+    assert api.status_code == 404
+    assert api.headers["content-type"] == "application/problem+json"

@@ -12,10 +12,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DataError, IntegrityError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.routing import Match
 
 from capex.errors import CapexError
+from capex.web.pages import error_page
 
 PROBLEM_JSON = "application/problem+json"
 # A 422 lists at most this many field errors (and says how many there were): a body of a
@@ -114,8 +117,20 @@ async def _validation_error(_request: Request, error: Exception) -> ProblemRespo
     )
 
 
-async def _http_error(request: Request, error: Exception) -> ProblemResponse:
+def _page_for_a_person(request: Request) -> bool:
+    """Whether a browser asked for a page (not the API, the docs or a health check)."""
+    path = request.url.path
+    machine = path.startswith(
+        ("/api/", "/static/", "/openapi.json", "/docs", "/healthz", "/readyz")
+    )
+    return not machine and "text/html" in request.headers.get("accept", "")
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 404 and _page_for_a_person(request):
+        # A mistyped address in the browser gets the web client's page, in its language.
+        return await run_in_threadpool(error_page, request, 404, None)
     if error.status_code == 404 and error.detail == "Not Found":
         detail = f"nothing at {request.url.path}"
     elif error.status_code == 405:
