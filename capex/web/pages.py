@@ -29,9 +29,10 @@ from capex import __version__
 from capex.config import Settings
 from capex.db import session_scope
 from capex.deps import SessionDep
-from capex.errors import CapexError, Unauthorized
+from capex.errors import CapexError, Forbidden, Unauthorized
 from capex.models import Volunteer
 from capex.services import accounts, notifications
+from capex.vocabulary import Role
 from capex.web import i18n, security
 from capex.web.i18n import N_, Language
 
@@ -90,6 +91,14 @@ class Visit:
         if self.user is None:
             raise SignInRequired
         return self.user
+
+    @property
+    def coordinator(self) -> Volunteer:
+        """The signed-in coordinator; a volunteer without the role gets the 403 page."""
+        user = self.signed_in
+        if user.role != Role.COORDINATOR:
+            raise Forbidden(self._("Only coordinators may see the console."))
+        return user
 
     def render(
         self, template: str, context: Mapping[str, Any] | None = None, status: int = 200
@@ -201,7 +210,7 @@ class CsrfRefused(Exception):
 FormDep = Annotated[FormData, Depends(_form)]
 
 # What a page says once after a redirect (``?notice=key``): a fixed set, so that a link
-# cannot make the site say anything else.
+# cannot make the site say anything else. A route module adds its own with NOTICES.update().
 NOTICES = {
     "signed-up": N_("Welcome to capex! Fill in your profile to be matched."),
     "signed-in": N_("You are signed in."),
