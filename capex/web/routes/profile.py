@@ -23,10 +23,10 @@ from capex.schemas.profiles import ProfileReplace, iana_timezones, parse_time
 from capex.services import profiles
 from capex.services import skills as skill_service
 from capex.services.profiles import OwnProfile, PublicProfile, WeeklySlot
-from capex.services.skills import SkillView
 from capex.web import forms, i18n, security
 from capex.web.i18n import N_, Language
 from capex.web.pages import FormDep, HtmlRoute, Visit, VisitDep
+from capex.web.skill_names import SkillNames, skill_names
 
 router = APIRouter(route_class=HtmlRoute)
 
@@ -87,36 +87,6 @@ class Editor:
 
 def _blank(row: Mapping[str, str]) -> bool:
     return not any(value.strip() for value in row.values())
-
-
-class SkillNames:
-    """The taxonomy as a person may type it: an id, a name or an alias, in any case."""
-
-    def __init__(self, skills: Sequence[SkillView]) -> None:
-        self.skills = skills
-        self.names = {skill.id: skill.name for skill in skills}
-        typed: dict[str, str] = {}
-        for skill in skills:
-            for alias in skill.aliases:
-                typed.setdefault(alias.casefold(), skill.id)
-        for skill in skills:
-            typed[skill.name.casefold()] = skill.id
-        for skill in skills:
-            typed[skill.id.casefold()] = skill.id
-        self.typed = typed
-
-    def resolve(self, text: str) -> str | None:
-        return self.typed.get(" ".join(text.split()).casefold())
-
-    def shown(self, skill_id: str) -> str:
-        """How a saved skill reads in its field: its name, if the name leads back to it."""
-        name = self.names.get(skill_id, skill_id)
-        return name if self.resolve(name) == skill_id else skill_id
-
-
-def _skill_names(session: Session) -> SkillNames:
-    skills = skill_service.list_skills(session, limit=100_000)
-    return SkillNames([skill_service.skill_view(skill) for skill in skills])
 
 
 def _editor_from(profile: OwnProfile, locale: str | None, names: SkillNames) -> Editor:
@@ -377,7 +347,7 @@ def _choices(language: Language) -> dict[str, Any]:
 def profile_page(visit: VisitDep, session: SessionDep) -> Response:
     """The profile editor, filled in with the saved profile."""
     me = visit.signed_in
-    names = _skill_names(session)
+    names = skill_names(session)
     editor = _editor_from(profiles.my_profile(session, me.id), me.locale, names)
     return _editor_page(visit, session, editor, names, {})
 
@@ -386,7 +356,7 @@ def profile_page(visit: VisitDep, session: SessionDep) -> Response:
 def save_profile(visit: VisitDep, session: SessionDep, form: FormDep) -> Response:
     """Save the whole profile; errors are shown next to their fields, with what was typed."""
     me = visit.signed_in
-    names = _skill_names(session)
+    names = skill_names(session)
     editor = _editor_from_form(form)
     submission = _submission(editor, names, visit.language)
     errors = dict(submission.errors)
