@@ -278,13 +278,12 @@ def volunteers_named(session: Session, usernames: Iterable[str]) -> dict[str, in
     wanted = {name: username_key(name) for name in usernames}
     if not wanted:
         return {}
-    found = dict(
-        session.execute(
-            select(Volunteer.username_key, Volunteer.id).where(
-                Volunteer.username_key.in_(set(wanted.values())), Volunteer.is_active.is_(True)
-            )
-        ).tuples()
+    rows = session.execute(
+        select(Volunteer.username_key, Volunteer.id).where(
+            Volunteer.username_key.in_(set(wanted.values())), Volunteer.is_active.is_(True)
+        )
     )
+    found = {key: volunteer_id for key, volunteer_id in rows}
     return {name: found[key] for name, key in wanted.items() if key in found}
 
 

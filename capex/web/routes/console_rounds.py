@@ -38,6 +38,7 @@ NOTICES.update(
 )
 
 ROUNDS_PER_PAGE = 50
+SCORE_RANGE = N_("Write a number from 0 to 1, like 0.5.")
 # Rows of skills the form offers (each may hold a comma-separated list).
 SKILL_ROWS = 3
 SKILL_ROW = re.compile(r"^skills-(\d{1,2})$")
@@ -227,10 +228,6 @@ def _skills(
     return chosen or None
 
 
-def _number(text: str) -> str | None:
-    return text.strip().replace(",", ".") or None
-
-
 def _schema_field(loc: Sequence[str | int]) -> str:
     parts = [str(part) for part in loc if part != "body"]
     if not parts:
@@ -258,16 +255,28 @@ def run_round(
         "learners": _people(session, values["learners"], "learners", errors, language),
         "mentors": _people(session, values["mentors"], "mentors", errors, language),
     }
-    for field in ("min_score", "max_per_learner"):
-        if (number := _number(values[field])) is not None:
-            data[field] = number
+    for field, kind, wrong in (
+        ("min_score", float, SCORE_RANGE),
+        ("max_per_learner", int, forms.MESSAGES["int_parsing"]),
+    ):
+        typed = values[field].strip().replace(",", ".")
+        if not typed:
+            continue
+        try:
+            data[field] = kind(typed)
+        except ValueError:
+            errors[field] = language.gettext(wrong)
     if not data["name"]:
         errors["name"] = language.gettext(forms.MESSAGES["missing"])
     try:
         question = RoundCreate.model_validate(data)
     except ValidationError as invalid:
         for error in invalid.errors():
-            errors.setdefault(_schema_field(error["loc"]), forms.message(error, language))
+            field = _schema_field(error["loc"])
+            sentence = forms.message(error, language)
+            if field == "min_score":
+                sentence = language.gettext(SCORE_RANGE)
+            errors.setdefault(field, sentence)
         question = None
     if errors or question is None:
         return _form_page(visit, values, skill_rows, names, errors, status=422)
