@@ -327,3 +327,19 @@ def test_the_round_pages_speak_portuguese(web, boss, trap):
     assert "Mia oferece Lua, que Ana quer aprender." in page
     assert "Pareados" in page
     assert "Ambos falam inglês." in page
+
+
+def test_the_rounds_list_is_newest_first_and_paged(web, boss, trap, monkeypatch):
+    from capex.web.routes import console_rounds
+
+    monkeypatch.setattr(console_rounds, "ROUNDS_PER_PAGE", 1)
+    first = run_round(web, name="first")
+    second = run_round(web, name="second")
+    listed = web.get("/console/rounds")
+    assert f'id="round-{second}"' in listed.text
+    assert f'id="round-{first}"' not in listed.text
+    older = re.search(r'href="(/console/rounds\?before=\d+)" rel="next"', listed.text)
+    assert older
+    page = web.get(html.unescape(older.group(1)))
+    assert f'id="round-{first}"' in page.text
+    assert 'rel="next"' not in page.text
