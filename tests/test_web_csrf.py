@@ -13,7 +13,7 @@ from capex.web.security import csrf_token
 from tests.factories import make_volunteer
 from tests.webtools import csrf_of, sign_in_browser
 
-SAMPLE_PARAMETERS = {"exchange_id": "1", "action": "accept"}
+SAMPLE_PARAMETERS = {"exchange_id": "1", "action": "accept", "skill_id": "lua", "volunteer_id": "1"}
 
 
 def _routes(routes):

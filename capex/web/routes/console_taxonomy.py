@@ -95,6 +95,11 @@ def _errors(errors: Any, visit: Visit) -> dict[str, str]:
         text = str(error.get("msg", ""))
         if name == "parent" and error.get("type") == "string_pattern_mismatch":
             text = "unknown skill"  # a typed name that is no skill's
+        if (
+            error.get("type") == "string_too_short"
+            and (error.get("ctx") or {}).get("min_length") == 1
+        ):
+            error = {**error, "type": "missing"}  # an emptied field
         found.setdefault(name, _skill_message(text, visit) or forms.message(error, visit.language))
     return found
 
