@@ -220,6 +220,3 @@ def test_the_console_taxonomy_on_a_phone_in_each_language(console_site, new_page
         checked(page)
     words = "Pessoas" if locale == "pt-BR" else "People"
     expect(page.locator("h1")).to_have_text(words)
-    save_screenshot(page, f"console-people-phone-{locale}")
-    page.goto(site + "/console/taxonomy?open=lua")
-    save_screenshot(page, f"console-taxonomy-phone-{locale}")
