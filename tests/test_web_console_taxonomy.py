@@ -438,3 +438,34 @@ def test_the_pages_speak_portuguese(client, coordinator):
     people = client.get("/console/people").text
     assert "Retirar o papel de coordenador" in people
     assert "Pessoas" in people
+
+
+def test_a_skill_added_here_is_offered_at_once_by_the_profile_editor(client, session, settings):
+    coordinator = make_volunteer(session, "coco", role=Role.COORDINATOR)
+    volunteer = make_volunteer(session, "vic", languages=[{"code": "en", "level": 5}])
+    sign_in_browser(client, session, settings, coordinator)
+    assert post_form(client, "/console/taxonomy/new", NEW_SKILL).status_code == 303
+    client.cookies.clear()
+    sign_in_browser(client, session, settings, volunteer)
+    editor = client.get("/profile").text
+    assert (
+        '<option value="osm-mapping">OpenStreetMap mapping · OSM, openstreetmap</option>' in editor
+    )
+    saved = post_form(
+        client,
+        "/profile",
+        {
+            "display_name": "Vic",
+            "timezone": "UTC",
+            "languages-0-code": "en",
+            "languages-0-level": "5",
+            "offers-0-skill": "openstreetmap MAPPING",  # its name, in another case
+            "offers-0-level": "3",
+            "mentor_capacity": "2",
+        },
+    )
+    assert saved.status_code == 303, field_errors(saved.text)
+    me = client.get("/api/v1/me", headers=auth_headers(session, settings, volunteer)).json()
+    assert [offer["skill"] for offer in me["offers"]] == ["osm-mapping"]
+    public = client.get(f"/volunteers/{volunteer.id}").text
+    assert "OpenStreetMap mapping" in public
