@@ -13,7 +13,13 @@ from capex.web.security import csrf_token
 from tests.factories import make_volunteer
 from tests.webtools import csrf_of, sign_in_browser
 
-SAMPLE_PARAMETERS = {"exchange_id": "1", "action": "accept", "round_id": "1"}
+SAMPLE_PARAMETERS = {
+    "exchange_id": "1",
+    "action": "accept",
+    "round_id": "1",
+    "skill_id": "lua",
+    "volunteer_id": "1",
+}
 
 
 def _routes(routes):
