@@ -220,11 +220,14 @@ def response_svg(areas: SkillTable, lang: Language) -> str:
         _empty(axes, lang)
         return _svg(figure)
     positions = list(range(len(shown)))
-    axes.barh(positions, [row.median_response_hours or 0.0 for row in shown], 0.6, color=ORANGE)
+    hours = [row.median_response_hours or 0.0 for row in shown]
+    axes.barh(positions, hours, 0.6, color=ORANGE)
     axes.set_yticks(positions, [_short(row.name) for row in shown])
     axes.invert_yaxis()
     axes.set_xlabel(lang.gettext("Hours"))
-    _numbers(axes, lang)
+    # Answers within the hour still show an axis from 0 to 1 hour.
+    axes.set_xlim(0, max(1.0, max(hours) * 1.1))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _position: lang.number(value)))
     return _svg(figure)
 
 
