@@ -215,7 +215,7 @@ def test_the_dashboard_moves_by_exactly_one_request_and_its_acceptance(site, new
     assert_accessible(boss)
     before_gap = row_numbers(boss, "gap-table", "skill", "lua")
     if pictured:
-        save_screenshot(boss, "console-gap-table")
+        save_screenshot(boss, "console-gap-table", full_page=False)
 
     # Lena asks Bea in her own browser; Bea accepts in hers.
     learner = new_page()

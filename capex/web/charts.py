@@ -177,11 +177,21 @@ def timeline_svg(timeline: Timeline, lang: Language) -> str:
         ("expired", N_("Expired"), VERMILION, "x"),
         ("new_volunteers", N_("New volunteers"), ORANGE, "d"),
     )
-    for field, label, colour, marker in series:
-        values = [getattr(row, field) for row in timeline.items]
-        axes.plot(positions, values, color=colour, marker=marker, label=lang.gettext(label))
-    step = max(1, len(positions) // 12)
-    axes.set_xticks(positions[::step], [row.period for row in timeline.items][::step], rotation=45)
+    periods = [row.period for row in timeline.items]
+    if len(positions) < 3:
+        # A line needs a few months to say anything: grouped bars until then.
+        width = 0.8 / len(series)
+        for index, (field, label, colour, _marker) in enumerate(series):
+            values = [getattr(row, field) for row in timeline.items]
+            offsets = [p - 0.4 + width * (index + 0.5) for p in positions]
+            axes.bar(offsets, values, width, color=colour, label=lang.gettext(label))
+        axes.set_xticks(positions, periods)
+    else:
+        for field, label, colour, marker in series:
+            values = [getattr(row, field) for row in timeline.items]
+            axes.plot(positions, values, color=colour, marker=marker, label=lang.gettext(label))
+        step = max(1, len(positions) // 12)
+        axes.set_xticks(positions[::step], periods[::step], rotation=45)
     axes.set_xlabel(lang.gettext("Month"))
     axes.set_ylabel(lang.gettext("Count"))
     axes.set_ylim(bottom=0)
