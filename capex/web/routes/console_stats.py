@@ -47,6 +47,8 @@ NOTICES.update(
 CHART_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
     "Cache-Control": "private, max-age=60",
+    # The words follow the reader's language (its cookie, the account, or the browser's).
+    "Vary": "Accept-Language, Cookie",
 }
 SVG_MEDIA_TYPE = "image/svg+xml"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
