@@ -106,6 +106,7 @@ class NotificationKind(StrEnum):
     FEEDBACK_RECEIVED = "feedback_received"
     MESSAGE_RECEIVED = "message_received"
     PASSWORD_RESET = "password_reset"
+    MENTOR_REMINDER = "mentor_reminder"
 
 
 def sql_in(column: str, members: Iterable[StrEnum]) -> str:

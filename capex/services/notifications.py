@@ -31,15 +31,18 @@ def notify(
     kind: NotificationKind,
     text: str,
     exchange_id: int | None = None,
+    *,
+    now: datetime | None = None,
 ) -> None:
-    """Put a notification in a volunteer's inbox (and in the mail outbox if mail is on)."""
+    """Put a notification in a volunteer's inbox (and in the mail outbox if mail is on),
+    dated ``now`` (the clock's time) when given."""
     session.add(
         Notification(
             volunteer_id=volunteer_id,
             kind=kind,
             exchange_id=exchange_id,
             text=text,
-            created_at=utcnow(),
+            created_at=now or utcnow(),
             email_status="pending" if settings.smtp_url else "none",
             email_attempts=0,
         )

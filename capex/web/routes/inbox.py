@@ -37,6 +37,9 @@ AS_MENTOR = {
     NotificationKind.EXCHANGE_EXPIRED: N_(
         "The request of %(learner)s for %(skill)s expired before you answered."
     ),
+    NotificationKind.MENTOR_REMINDER: N_(
+        "A coordinator reminds you: %(learner)s is waiting for your answer about %(skill)s."
+    ),
 }
 EITHER = {
     NotificationKind.EXCHANGE_REQUESTED: N_(
