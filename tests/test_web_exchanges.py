@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -501,7 +502,7 @@ def test_the_pages_speak_portuguese_to_a_portuguese_browser(client, session, set
 
 
 def test_an_accepted_exchange_lists_when_both_can_meet_with_an_ics_file(client, session, settings):
-    # Tuesday 18:00-19:30 in Sao Paulo (UTC-3) is Tuesday 22:00-23:30 in Berlin (UTC+1).
+    # Tuesday 18:00-19:30 in Sao Paulo (UTC-3) is Tuesday 22:00-23:30 in Lagos (UTC+1, no summer time).
     lena = make_volunteer(
         session,
         "lena",
@@ -511,18 +512,25 @@ def test_an_accepted_exchange_lists_when_both_can_meet_with_an_ics_file(client, 
     bea = make_volunteer(
         session,
         "bea",
-        timezone="Europe/Berlin",
+        timezone="Africa/Lagos",
         offers=LUA,
         availability=[{"weekday": 1, "start": "20:00", "end": "23:30"}],
     )
     exchange_id = ask(session, settings, lena, bea)
+    # The page reads the app's clock: a Monday noon after now, so that the first time offered
+    # is the next day's whole slot (on a Tuesday evening a slot under way starts later).
+    today = datetime.now(UTC)
+    monday = (today + timedelta(days=7 - today.weekday())).replace(
+        hour=12, minute=0, second=0, microsecond=0
+    )
+    client.app.state.clock = lambda: monday
     as_user(client, session, settings, lena)
     assert 'id="meetings"' not in client.get(f"/exchanges/{exchange_id}").text  # not yet
     act(session, settings, exchange_id, ExchangeAction.ACCEPT, bea)
     page = client.get(f"/exchanges/{exchange_id}")
     times = section(page.text, "meetings")
     assert re.search(
-        r"Tue \d+ \w+, 18:00–19:30 your time · 22:00–23:30 Bea's time \(Europe/Berlin\)", times
+        r"Tue \d+ \w+, 18:00–19:30 your time · 22:00–23:30 Bea's time \(Africa/Lagos\)", times
     ), times
     link = re.search(r'href="(/exchanges/\d+/meeting\.ics\?start=[^"]+)"', page.text).group(1)
     assert link.endswith("T21%3A00%3A00Z")
@@ -585,7 +593,7 @@ def test_the_mentor_sees_who_asks_what_they_aim_for_and_when_both_are_free(
     mentor = make_volunteer(
         session,
         "omar",
-        timezone="Europe/Berlin",
+        timezone="Africa/Lagos",
         languages=[{"code": "en", "level": 5}],
         availability=[{"weekday": 0, "start": "22:00", "end": "24:00"}],
         offers=LUA,
@@ -598,6 +606,6 @@ def test_the_mentor_sees_who_asks_what_they_aim_for_and_when_both_are_free(
     assert "Aims for the advanced level." in request
     assert "Speaks Portuguese and English." in request
     assert "Lives in the America/Sao_Paulo time zone." in request
-    # Monday 18:00-21:00 in Sao Paulo is 22:00-01:00 in Berlin: two hours of it on Monday.
+    # Monday 18:00-21:00 in Sao Paulo is 22:00-01:00 in Lagos: two hours of it on Monday.
     assert "You are both free 2 hours a week." in request
     assert "Organiser of a Lua study group." in request
