@@ -502,7 +502,8 @@ def test_the_pages_speak_portuguese_to_a_portuguese_browser(client, session, set
 
 
 def test_an_accepted_exchange_lists_when_both_can_meet_with_an_ics_file(client, session, settings):
-    # Tuesday 18:00-19:30 in Sao Paulo (UTC-3) is Tuesday 22:00-23:30 in Lagos (UTC+1, no summer time).
+    # Tuesday 18:00-19:30 in Sao Paulo (UTC-3) is Tuesday 22:00-23:30 in Lagos (UTC+1, no
+    # summer time).
     lena = make_volunteer(
         session,
         "lena",

@@ -56,7 +56,8 @@ def test_a_match_is_listed_with_its_reasons_in_words_and_both_clocks(web, sessio
     assert "Offers Lua, which you want to learn." in shown
     assert "Level expert: reaches the advanced level you aim for." in shown
     assert "You both speak English." in shown
-    # 18:00-20:00 in Sao Paulo on a Monday is 22:00-24:00 in Lagos (UTC+1 all year, so the test holds in every season).
+    # 18:00-20:00 in Sao Paulo on a Monday is 22:00-24:00 in Lagos (UTC+1 all year, so the
+    # test holds in every season).
     assert "Monday 18:00–20:00 your time, Monday 22:00–24:00 for Bea (Africa/Lagos)" in shown
     assert "Can take 2 more learners." in shown
     assert 'href="/exchanges/new?mentor=' in page.text
