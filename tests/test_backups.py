@@ -333,3 +333,18 @@ def test_cli_backup_of_a_missing_sqlite_database_fails_cleanly(use_database, tmp
     use_database(f"sqlite:///{tmp_path / 'nowhere.db'}")
     assert_refused(capex("db", "backup", str(tmp_path / "b")), "no SQLite database")
     assert not (tmp_path / "nowhere.db").exists()
+
+
+def test_cli_restore_into_a_database_that_cannot_be_opened_fails_cleanly(
+    backend, populated, use_database, tmp_path
+):
+    file = tmp_path / "capex.backup"
+    backups.backup(populated, file)
+    if backend == "sqlite":
+        use_database(f"sqlite:///{tmp_path / 'no-such-folder' / 'capex.db'}")
+    else:
+        url = fresh_database(backend, tmp_path)
+        discard_database(url)
+        use_database(url)
+    reason = "unable to open" if backend == "sqlite" else "does not exist"
+    assert_refused(capex("db", "restore", str(file)), reason)

@@ -82,7 +82,7 @@ def backup(database_url: str, path: Path, *, force: bool = False) -> BackupResul
     if path.is_dir():
         raise Conflict(f"{path} is a directory")
     url = make_url(normalize_url(database_url))
-    with _written_in_place(path) as partial:
+    with _database_errors(url), _written_in_place(path) as partial:
         if url.get_backend_name() == "sqlite":
             revision, tables, journal_mode = _sqlite_backup(_sqlite_path(url), partial)
         else:
@@ -110,6 +110,11 @@ def restore(
     if not path.is_file():
         raise BackupFailed(f"{path} is not a file")
     url = make_url(normalize_url(database_url))
+    with _database_errors(url):
+        return _restore(url, path, revisions=revisions, force=force)
+
+
+def _restore(url: URL, path: Path, *, revisions: Sequence[str], force: bool) -> RestoreResult:
     sqlite = url.get_backend_name() == "sqlite"
     revision = _sqlite_backup_revision(path) if sqlite else _postgres_backup_revision(path)
     if revision not in revisions:
@@ -146,6 +151,17 @@ def restore(
         head=revisions[-1] if revisions else None,
         tables=restored[1],
     )
+
+
+@contextmanager
+def _database_errors(url: URL) -> Iterator[None]:
+    # A database that cannot be reached (or is locked) is a one-line failure, not a traceback.
+    try:
+        yield
+    except (psycopg.Error, sqlite3.Error) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = url.render_as_string(hide_password=True)
+        raise BackupFailed(f"database {where}: {reason}") from None
 
 
 @contextmanager
