@@ -348,3 +348,14 @@ def test_cli_restore_into_a_database_that_cannot_be_opened_fails_cleanly(
         use_database(url)
     reason = "unable to open" if backend == "sqlite" else "does not exist"
     assert_refused(capex("db", "restore", str(file)), reason)
+
+
+def test_cli_postgresql_backup_without_pg_dump_says_so(
+    backend, populated, use_database, tmp_path, monkeypatch
+):
+    if backend != "postgresql":
+        pytest.skip("pg_dump backs up PostgreSQL only")
+    use_database(populated)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert_refused(capex("db", "backup", str(tmp_path / "b")), "pg_dump was not found on PATH")
+    assert not (tmp_path / "b").exists()
