@@ -6,13 +6,18 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from capex import migrate
 from capex.config import SettingsError, get_settings
 from capex.errors import CapexError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from capex.services.backups import TableRows
 
 app = typer.Typer(help="capex: a capacity exchange.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -93,6 +98,66 @@ def db_current() -> None:
     head = migrate.head_revision()
     state = "up to date" if current == head else "upgrade pending"
     typer.echo(f"{current or 'base'} (head {head}; {state})")
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="The backup file to write.")],
+    force: Annotated[bool, typer.Option(help="Overwrite FILE if it exists.")] = False,
+) -> None:
+    """Copy the database into FILE, consistently, while the server runs (SQLite, pg_dump)."""
+    from capex.services import backups
+
+    try:
+        result = backups.backup(get_settings().database_url, file, force=force)
+    except CapexError as error:
+        raise _fail(error.detail) from error
+    mode = f", journal {result.journal_mode}" if result.journal_mode else ""
+    _print_tables(f"backup of {result.backend} at revision {result.revision}{mode}", result.tables)
+    typer.echo(f"{file}: {_size(result.size_bytes)}, revision {result.revision}")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="A file `db backup` wrote.")],
+    force: Annotated[
+        bool, typer.Option(help="Replace the database even when it holds data.")
+    ] = False,
+) -> None:
+    """Replace the database with the backup in FILE (stop the server first)."""
+    from capex.services import backups
+
+    try:
+        result = backups.restore(
+            get_settings().database_url, file, revisions=migrate.revisions(), force=force
+        )
+    except CapexError as error:
+        raise _fail(error.detail) from error
+    _print_tables(f"restored {file} at revision {result.revision}", result.tables)
+    typer.echo(f"database at {result.revision}")
+    if result.upgrade_pending:
+        typer.echo(f"the backup predates this capex (head {result.head}): run `capex db upgrade`")
+
+
+def _print_tables(title: str, tables: Sequence[TableRows]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for entry in tables:
+        table.add_row(entry.name, f"{entry.rows:,}")
+    Console().print(table)
+
+
+def _size(size_bytes: int) -> str:
+    size = float(size_bytes)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:,.0f} {unit}" if unit == "bytes" else f"{size:,.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
 
 
 @users_app.command("set-role")
