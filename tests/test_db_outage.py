@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import APIRouter
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from capex.api.app import create_app
 from capex.api.problems import TracebackLog
 from capex.config import Settings
 from capex.db import engine_for
+from capex.deps import SessionDep
 from capex.testing import throwaway_database
+from capex.web.pages import HtmlRoute
 from tests.live import PASSWORD, live_server, sign_up
 from tests.tcp_proxy import tcp_proxy
 
@@ -195,3 +201,40 @@ def test_a_database_outage_is_503_on_kept_alive_connections_and_passes(tmp_path)
     print(
         f"503 in at most {max(durations) * 1000:.0f} ms; answered {back_after:.2f} s after restore"
     )
+
+
+def test_a_commit_that_loses_the_database_is_503(settings, session_factory):
+    """The session dependency commits after the endpoint returned: that failure is a 503 too."""
+    app = create_app(settings, session_factory)
+
+    @app.post("/lost-commit")
+    def lost_commit(session: SessionDep) -> None:
+        def lose_the_connection(_session: Session) -> None:
+            cause = sqlite3.OperationalError("unable to open database file")
+            raise OperationalError("COMMIT", {}, cause)
+
+        event.listen(session, "before_commit", lose_the_connection, once=True)
+
+    with TestClient(app) as client:
+        response = client.post("/lost-commit")
+        assert_unavailable(response, settings.db_retry_after_seconds)
+
+
+def test_a_page_whose_commit_finds_the_database_locked_is_an_html_503(settings, session_factory):
+    app = create_app(settings, session_factory)
+    pages = APIRouter(route_class=HtmlRoute)
+
+    @pages.post("/locked-commit")
+    def locked_commit(session: SessionDep) -> None:
+        def find_it_locked(_session: Session) -> None:
+            raise OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))
+
+        event.listen(session, "before_commit", find_it_locked, once=True)
+
+    app.include_router(pages)
+    with TestClient(app) as client:
+        response = client.post("/locked-commit", headers={"Accept": "text/html"})
+    assert response.status_code == 503
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.headers["retry-after"] == str(settings.db_retry_after_seconds)
+    assert "the database is busy" in response.text

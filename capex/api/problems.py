@@ -226,11 +226,16 @@ async def _unexpected(request: Request, error: Exception) -> ProblemResponse:
     return problem(500, "an unexpected error occurred; it has been logged")
 
 
-async def _database_error(request: Request, error: Exception) -> ProblemResponse:
+async def _database_error(request: Request, error: Exception) -> Response:
     # The access log has the request's line; a traceback would say nothing more.
     outage = unavailable(error, request.app.state.settings.db_retry_after_seconds)
     if outage is None:
         return await _unexpected(request, error)
+    if _page_for_a_person(request):
+        # A page's session dependency commits after its route's own handler returned.
+        page = await run_in_threadpool(error_page, request, outage.status, outage.detail)
+        page.headers.update(outage.headers)
+        return page
     return await _capex_error(request, outage)
 
 
