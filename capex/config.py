@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     login_max_failures_per_username: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
     log_level: str = "INFO"
+    # While the database is unreachable every request that needs it is answered 503 within
+    # about these: a new connection gives up after the first (PostgreSQL; SQLite keeps its
+    # own lock timeout), a request waiting for a pooled one after the second. The 503 asks
+    # clients to come back after the third.
+    db_connect_timeout_seconds: int = Field(default=3, ge=1, le=300)
+    db_pool_timeout_seconds: float = Field(default=5, gt=0, le=300)
+    db_retry_after_seconds: int = Field(default=5, ge=1, le=3600)
     # Exchanges: a request unanswered this long expires; a learner may have this many
     # requests waiting at once.
     request_ttl_days: float = Field(default=14, gt=0)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+import psycopg
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from capex.config import get_settings
+from capex.config import Settings, get_settings
+from capex.errors import DatabaseUnavailable
 
 
 def normalize_url(url: str) -> str:
@@ -44,8 +47,19 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url`` with the settings capex relies on."""
+def make_engine(
+    url: str,
+    *,
+    connect_timeout: int | None = None,
+    pool_timeout: float | None = None,
+    **kwargs: Any,
+) -> Engine:
+    """Create an engine for ``url`` with the settings capex relies on.
+
+    On PostgreSQL, ``connect_timeout`` (seconds) bounds how long a new connection may take
+    and ``pool_timeout`` how long a request waits for a pooled one; SQLite opens a file and
+    waits only for its lock (``timeout``).
+    """
     url = normalize_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -56,7 +70,65 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
+    if pool_timeout is not None:
+        kwargs.setdefault("pool_timeout", pool_timeout)
+    if connect_timeout is not None:
+        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", connect_timeout)
     return create_engine(url, **kwargs)
+
+
+def engine_for(settings: Settings) -> Engine:
+    """The engine of a server process: ``settings``' database, with its timeouts."""
+    return make_engine(
+        settings.database_url,
+        connect_timeout=settings.db_connect_timeout_seconds,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
+
+
+# What SQLAlchemy raises when the database, rather than the statement, is at fault; only
+# some of these are (see ``unavailable``), the rest are bugs to answer 500.
+CONNECTION_ERRORS = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.DisconnectionError,
+    exc.TimeoutError,
+)
+# PostgreSQL's SQLSTATEs for "no connection": class 08, and the server shutting down or
+# starting up (57P01-57P03).
+_POSTGRES_DOWN = ("08", "57P01", "57P02", "57P03")
+
+
+def unavailable(error: BaseException, retry_after_seconds: int) -> DatabaseUnavailable | None:
+    """The 503 that ``error`` means if the database cannot answer now; None for a real error.
+
+    A connection that broke or could not be made (refused, timed out, closed by the
+    server), a pool that gave none in time, SQLite's file that cannot be opened or its
+    lock held past the timeout. Anything else, such as a bad statement, is not the
+    database's absence and stays the error it is.
+    """
+    if isinstance(error, exc.TimeoutError):  # the pool had no connection in time
+        return DatabaseUnavailable(retry_after_seconds, busy=True)
+    if isinstance(error, exc.DisconnectionError):
+        return DatabaseUnavailable(retry_after_seconds)
+    if not isinstance(error, exc.OperationalError | exc.InterfaceError):
+        return None
+    if error.connection_invalidated:
+        return DatabaseUnavailable(retry_after_seconds)
+    cause = error.orig
+    if isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError):
+        # Without a SQLSTATE the client itself failed: no server, or the connection lost.
+        state = cause.sqlstate
+        if state is None or state.startswith(_POSTGRES_DOWN):
+            return DatabaseUnavailable(retry_after_seconds)
+        return None
+    if isinstance(cause, sqlite3.OperationalError):
+        message = str(cause)
+        if "database is locked" in message:
+            return DatabaseUnavailable(retry_after_seconds, busy=True)
+        if "unable to open database" in message:
+            return DatabaseUnavailable(retry_after_seconds)
+    return None
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

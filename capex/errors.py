@@ -54,6 +54,22 @@ class TooManyRequests(CapexError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class DatabaseUnavailable(CapexError):
+    """The database cannot be reached, or is too busy to answer in time: retry later."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, retry_after_seconds: int, *, busy: bool = False) -> None:
+        seconds = max(1, retry_after_seconds)
+        state = "busy" if busy else "not answering"
+        super().__init__(
+            f"the database is {state}; try again in {seconds} seconds",
+            headers={"Retry-After": str(seconds)},
+        )
+        self.retry_after_seconds = seconds
+
+
 class Invalid(CapexError):
     """Input that parsed but breaks a rule; ``errors`` names each bad field."""
 

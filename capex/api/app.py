@@ -37,7 +37,7 @@ from capex.api.routes import (
     volunteers,
 )
 from capex.config import Settings, SettingsError, get_settings
-from capex.db import make_engine, make_session_factory
+from capex.db import engine_for, make_session_factory
 from capex.deps import Clock
 from capex.models.base import utcnow
 from capex.services import maintenance
@@ -77,7 +77,7 @@ def create_app(
     logs.configure(settings.log_level)
     engine: Engine | None = None
     if session_factory is None:
-        engine = make_engine(settings.database_url)
+        engine = engine_for(settings)
         session_factory = make_session_factory(engine)
 
     @asynccontextmanager
@@ -137,8 +137,10 @@ def create_app(
     docs_pages.install(app)
     app.include_router(web_routes.router)
     app.mount(WEB_ASSETS, StaticFiles(directory=web_routes.STATIC), name="web-assets")
-    # The first added runs innermost: HEAD is answered as GET by the routes, the body
-    # limits apply before any route reads, the log sees every answer, 413 included.
+    # The first added runs innermost: an unexpected error is answered 500 there as any
+    # other answer, HEAD is answered as GET by the routes, the body limits apply before any
+    # route reads, the log sees every answer, 413 included.
+    app.add_middleware(problems.UnexpectedErrorMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(BodyLimitMiddleware, limits=BodyLimits(max_bytes=settings.max_body_bytes))
     app.add_middleware(logs.AccessLogMiddleware)

@@ -36,7 +36,8 @@ MEANINGS = {
     413: "The body is larger than the server accepts.",
     422: "A parameter or a field of the body breaks a rule; `errors` names each one.",
     429: "Too many failed attempts; retry after the seconds that `Retry-After` gives.",
-    503: "The service cannot answer now.",
+    503: "The database is not answering, or too busy to answer in time; retry after the"
+    " seconds that `Retry-After` gives.",
 }
 
 HEADERS: dict[int, dict[str, Any]] = {
@@ -49,6 +50,12 @@ HEADERS: dict[int, dict[str, Any]] = {
     429: {
         "Retry-After": {
             "description": "seconds until another attempt may succeed",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+    503: {
+        "Retry-After": {
+            "description": "seconds until the database may answer again",
             "schema": {"type": "integer", "minimum": 1},
         }
     },
@@ -122,8 +129,10 @@ def error_statuses(route: RouteContext, method: str, operation: dict[str, Any]) 
         statuses.add(401)
     if get_coordinator in calls:
         statuses.add(403)
-    writes = get_session in calls or get_session_factory in calls
-    if writes and method not in ("GET", "HEAD"):
+    uses_database = get_session in calls or get_session_factory in calls
+    if uses_database:
+        statuses.add(503)
+    if uses_database and method not in ("GET", "HEAD"):
         # A write the database refuses (a unique index, a check) is answered 409.
         statuses.add(409)
     return statuses

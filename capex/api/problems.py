@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -16,7 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from capex.db import CONNECTION_ERRORS, unavailable
 from capex.errors import CapexError
 from capex.web.pages import error_page
 
@@ -167,16 +170,115 @@ async def _integrity(_request: Request, error: Exception) -> ProblemResponse:
     return problem(409, "the change conflicts with another one made meanwhile; read and retry")
 
 
+class TracebackLog:
+    """Log an unexpected error with its traceback at most once per cause per interval.
+
+    A cause is the exception's type and the innermost frame it was raised in; the same
+    cause again within ``interval_seconds`` gets a one-line summary, so that a fault hit by
+    every request does not flood the log. ``clock`` gives monotonic seconds.
+    """
+
+    def __init__(
+        self, interval_seconds: float = 60, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.interval_seconds = interval_seconds
+        self.clock = clock
+        self._logged_at: dict[tuple[str, str], float] = {}
+
+    def log(self, error: BaseException, where: str) -> None:
+        now = self.clock()
+        key = cause(error)
+        last = self._logged_at.get(key)
+        if last is not None and now - last < self.interval_seconds:
+            logger.error(
+                "unhandled error on %s: %s: %s (traceback logged at most once a minute)",
+                where,
+                type(error).__qualname__,
+                str(error)[:200],
+            )
+            return
+        if len(self._logged_at) > 1000:  # forget causes not seen within the interval
+            self._logged_at = {
+                seen: at for seen, at in self._logged_at.items() if now - at < self.interval_seconds
+            }
+        self._logged_at[key] = now
+        logger.error("unhandled error on %s", where, exc_info=error)
+
+
+def cause(error: BaseException) -> tuple[str, str]:
+    """The exception's type and the file and line of the innermost frame it passed."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    place = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else ""
+    return f"{type(error).__module__}.{type(error).__qualname__}", place
+
+
+def _traceback_log(request: Request) -> TracebackLog:
+    found = getattr(request.app.state, "tracebacks", None)
+    if not isinstance(found, TracebackLog):
+        found = request.app.state.tracebacks = TracebackLog()
+    return found
+
+
 async def _unexpected(request: Request, error: Exception) -> ProblemResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    _traceback_log(request).log(error, f"{request.method} {request.url.path}")
     return problem(500, "an unexpected error occurred; it has been logged")
 
 
+async def _database_error(request: Request, error: Exception) -> Response:
+    # The access log has the request's line; a traceback would say nothing more.
+    outage = unavailable(error, request.app.state.settings.db_retry_after_seconds)
+    if outage is None:
+        return await _unexpected(request, error)
+    if _page_for_a_person(request):
+        # A page's session dependency commits after its route's own handler returned.
+        page = await run_in_threadpool(error_page, request, outage.status, outage.detail)
+        page.headers.update(outage.headers)
+        return page
+    return await _capex_error(request, outage)
+
+
+class UnexpectedErrorMiddleware:
+    """Answer an exception no handler took with the 500 problem here, as a normal answer.
+
+    Starlette's outermost handler for ``Exception`` re-raises it after answering: the server
+    then logs a second traceback and closes the connection, so that a client's next request
+    on a kept-alive connection is reset. Added innermost, so that the access log and the
+    security headers see this answer like any other.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        except Exception as error:
+            if started:  # too late for an answer of its own
+                raise
+            response = await _unexpected(Request(scope), error)
+            await response(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
-    """Answer every error with problem+json."""
+    """Answer every error with problem+json (add UnexpectedErrorMiddleware innermost too)."""
+    app.state.tracebacks = TracebackLog()
     app.add_exception_handler(CapexError, _capex_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DataError, _unstorable)
     app.add_exception_handler(IntegrityError, _integrity)
+    for connection_error in CONNECTION_ERRORS:
+        app.add_exception_handler(connection_error, _database_error)
     app.add_exception_handler(Exception, _unexpected)

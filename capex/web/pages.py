@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from capex import __version__
 from capex.config import Settings
-from capex.db import session_scope
+from capex.db import CONNECTION_ERRORS, session_scope, unavailable
 from capex.deps import SessionDep
 from capex.errors import CapexError, Forbidden, Unauthorized
 from capex.models import Volunteer
@@ -177,7 +177,7 @@ def visit_for(request: Request, session: Session | None, *, refresh_unread: bool
     )
     if user is not None and session is not None and refresh_unread:
         visit.unread = notifications.unread_count(session, user.id)
-    if token and user is None:
+    if token and user is None and session is not None:
         visit.cookies[security.SESSION_COOKIE] = ("", None)  # a dead token: forget it
     request.state.visit = visit
     return visit
@@ -256,8 +256,13 @@ def error_page(request: Request, status: int, detail: str | None) -> HTMLRespons
     visit = getattr(request.state, "visit", None)
     if not isinstance(visit, Visit):
         factory = request.app.state.session_factory
-        with session_scope(factory) as session:
-            visit = visit_for(request, session, refresh_unread=False)
+        try:
+            with session_scope(factory) as session:
+                visit = visit_for(request, session, refresh_unread=False)
+        except CONNECTION_ERRORS:
+            # The database is away (perhaps why this page is shown): an anonymous visit,
+            # the session cookie kept for when it is back.
+            visit = visit_for(request, None)
     title = ERROR_TITLES.get(status, N_("Something went wrong"))
     return visit.render(
         "error.html", {"title": visit._(title), "detail": detail, "status": status}, status=status
@@ -280,15 +285,25 @@ class HtmlRoute(APIRoute):
                 return RedirectResponse(f"/sign-in?next={quote(target)}", status_code=303)
             except CsrfRefused:
                 return error_page(request, 403, _csrf_detail(request))
+            except CONNECTION_ERRORS as error:
+                settings: Settings = request.app.state.settings
+                outage = unavailable(error, settings.db_retry_after_seconds)
+                if outage is None:
+                    raise
+                return _capex_error_page(request, outage)
             except CapexError as error:
-                response = error_page(request, error.status, error.detail)
-                if "Retry-After" in error.headers:
-                    response.headers["Retry-After"] = error.headers["Retry-After"]
-                return response
+                return _capex_error_page(request, error)
             except RequestValidationError:
                 return error_page(request, 400, None)
 
         return html_handler
+
+
+def _capex_error_page(request: Request, error: CapexError) -> HTMLResponse:
+    response = error_page(request, error.status, error.detail)
+    if "Retry-After" in error.headers:
+        response.headers["Retry-After"] = error.headers["Retry-After"]
+    return response
 
 
 def _csrf_detail(request: Request) -> str:
