@@ -10,28 +10,19 @@ import re
 import pytest
 
 from tests.factories import auth_headers, make_volunteer
-from tests.webtools import csrf_of, field_errors, post_form, sign_in_browser, value_of
+from tests.webtools import (
+    csrf_of,
+    field_errors,
+    post_form,
+    section,
+    sign_in_browser,
+    text_of,
+    textarea_of,
+    value_of,
+)
 
 API = "/api/v1"
 ENGLISH = [{"code": "en", "level": 5}]
-
-
-def text_of(page: str) -> str:
-    """What a reader sees: the page without its tags, spaces collapsed."""
-    body = page.split('<main id="content"', 1)[1]
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
-
-
-def section(page: str, element_id: str) -> str:
-    found = re.search(rf'<(\w+)[^>]* id="{element_id}"[^>]*>(.*?)</\1>', page, re.S)
-    assert found, f"no #{element_id} on the page"
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(2))).split())
-
-
-def textarea_of(page: str, name: str) -> str:
-    found = re.search(rf'<textarea id="{name}"[^>]*>(.*?)</textarea>', page, re.S)
-    assert found, f"no textarea {name}"
-    return html.unescape(found.group(1))
 
 
 @pytest.fixture

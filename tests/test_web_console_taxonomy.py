@@ -11,7 +11,7 @@ import pytest
 
 from capex.vocabulary import Role
 from tests.factories import auth_headers, make_volunteer
-from tests.webtools import field_errors, post_form, sign_in_browser, value_of
+from tests.webtools import field_errors, post_form, sign_in_browser, textarea_of, value_of
 
 SKILLS = "/api/v1/skills"
 PAGES = (
@@ -42,12 +42,6 @@ def api_skill(client, skill_id):
     answer = client.get(f"{SKILLS}/{skill_id}")
     assert answer.status_code == 200, answer.text
     return answer.json()
-
-
-def textarea_of(page: str, name: str) -> str:
-    found = re.search(rf'<textarea id="{name}" name="{name}"[^>]*>([^<]*)</textarea>', page)
-    assert found, f"no textarea {name}"
-    return html.unescape(found.group(1))
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -17,28 +17,17 @@ from capex.schemas.profiles import ProfileUpdate
 from capex.services import exchanges, profiles
 from capex.vocabulary import ExchangeAction, ExchangeState
 from tests.factories import make_volunteer
-from tests.webtools import csrf_of, field_errors, post_form, sign_in_browser
+from tests.webtools import (
+    csrf_of,
+    field_errors,
+    post_form,
+    section,
+    sign_in_browser,
+    text_of,
+    textarea_of,
+)
 
 LUA = [{"skill": "lua", "level": 4}]
-
-
-def text_of(page: str) -> str:
-    """What a reader sees: the page without its tags, spaces collapsed."""
-    body = page.split('<main id="content"', 1)[1]
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
-
-
-def section(page: str, element_id: str) -> str:
-    """The text of the element with this id (up to its closing tag's siblings)."""
-    found = re.search(rf'<(\w+)[^>]* id="{element_id}"[^>]*>(.*?)</\1>', page, re.S)
-    assert found, f"no #{element_id} on the page"
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(2))).split())
-
-
-def textarea_of(page: str, name: str) -> str:
-    found = re.search(rf'<textarea id="{name}"[^>]*>(.*?)</textarea>', page, re.S)
-    assert found, f"no textarea {name}"
-    return html.unescape(found.group(1))
 
 
 @pytest.fixture

@@ -3,21 +3,12 @@ people's clocks, and, when there are few, why and what would help (both database
 
 from __future__ import annotations
 
-import html
-import re
-
 import pytest
 
 from tests.factories import make_volunteer
-from tests.webtools import post_form, sign_in_browser
+from tests.webtools import post_form, sign_in_browser, text_of
 
 ENGLISH = [{"code": "en", "level": 5}]
-
-
-def text_of(page: str) -> str:
-    """What a reader sees: the page without its tags, spaces collapsed."""
-    body = page.split('<main id="content"', 1)[1]
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
 
 
 @pytest.fixture

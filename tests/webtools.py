@@ -54,3 +54,23 @@ def value_of(page: str, name: str) -> str | None:
         rf'<input id="{re.escape(name)}" name="{re.escape(name)}"[^>]*value="([^"]*)"', page
     )
     return html.unescape(found.group(1)) if found else None
+
+
+def text_of(page: str) -> str:
+    """What a reader sees: the page's main content without its tags, spaces collapsed."""
+    body = page.split('<main id="content"', 1)[1]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
+def section(page: str, element_id: str) -> str:
+    """The text of the element with this id (to the first closing tag of its kind)."""
+    found = re.search(rf'<(\w+)[^>]* id="{element_id}"[^>]*>(.*?)</\1>', page, re.S)
+    assert found, f"no #{element_id} on the page"
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", found.group(2))).split())
+
+
+def textarea_of(page: str, name: str) -> str:
+    """What a textarea named ``name`` holds (what was typed, kept)."""
+    found = re.search(rf'<textarea id="{name}"[^>]*>(.*?)</textarea>', page, re.S)
+    assert found, f"no textarea {name}"
+    return html.unescape(found.group(1))
