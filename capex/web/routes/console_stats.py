@@ -335,10 +335,11 @@ def _download(
     return response
 
 
-@router.get("/console/skills.csv")
-def gap_table_csv(
+@router.get("/console/skills.{suffix}")
+def gap_table_download(
     visit: VisitDep,
     source: StatsDep,
+    suffix: Literal["csv", "tab"],
     region: Text = "",
     language: Text = "",
     area: Text = "",
@@ -348,27 +349,9 @@ def gap_table_csv(
     sort: Text = "gap",
     order: Order | None = None,
 ) -> Response:
-    """The gap table as shown, as CSV."""
+    """The gap table as shown, as CSV or as open data (Wikimedia Commons tabular JSON)."""
     filters = filters_of(region, language, area, since, until)
-    return _download(visit, source, "csv", filters, level, sort, order)
-
-
-@router.get("/console/skills.tab")
-def gap_table_tab(
-    visit: VisitDep,
-    source: StatsDep,
-    region: Text = "",
-    language: Text = "",
-    area: Text = "",
-    since: Text = "",
-    until: Text = "",
-    level: Level = "skill",
-    sort: Text = "gap",
-    order: Order | None = None,
-) -> Response:
-    """The gap table as shown, as open data (Wikimedia Commons tabular JSON)."""
-    filters = filters_of(region, language, area, since, until)
-    return _download(visit, source, "tab", filters, level, sort, order)
+    return _download(visit, source, suffix, filters, level, sort, order)
 
 
 # -- mentors -------------------------------------------------------------------------------
