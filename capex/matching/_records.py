@@ -45,6 +45,7 @@ class RecordBatch:
     ids: IntArray  # (b,)
     active: npt.NDArray[np.bool_]  # (b,)
     open_slots: IntArray  # (b,)
+    versions: IntArray  # (b,)
     timezones: list[str | None]  # (b,)
     language_counts: IntArray  # (b,)
     language_codes: list[str]  # (language_counts.sum(),)
@@ -136,6 +137,7 @@ def parse_records(records: Iterable[VolunteerRecord], skills: SkillSpace) -> Rec
     ids: list[int] = []
     active: list[bool] = []
     open_slots: list[int] = []
+    versions: list[int] = []
     timezones: list[str | None] = []
     language_counts: list[int] = []
     language_codes: list[str] = []
@@ -156,11 +158,14 @@ def parse_records(records: Iterable[VolunteerRecord], skills: SkillSpace) -> Rec
             raise ValueError(f"volunteer {volunteer}: active must be a bool")
         if not _is_int(record.open_slots) or record.open_slots < 0:
             raise ValueError(f"volunteer {volunteer}: open_slots must be an integer >= 0")
+        if not _is_int(record.version):
+            raise ValueError(f"volunteer {volunteer}: version must be an integer")
         if record.timezone is not None:
             load_zone(record.timezone)
         ids.append(int(volunteer))
         active.append(bool(record.active))
         open_slots.append(int(record.open_slots))
+        versions.append(int(record.version))
         timezones.append(record.timezone)
         languages = _languages(record.languages, volunteer)
         language_counts.append(len(languages))
@@ -182,6 +187,7 @@ def parse_records(records: Iterable[VolunteerRecord], skills: SkillSpace) -> Rec
         ids=np.array(ids, dtype=np.int64),
         active=np.array(active, dtype=np.bool_),
         open_slots=np.array(open_slots, dtype=np.int64),
+        versions=np.array(versions, dtype=np.int64),
         timezones=timezones,
         language_counts=np.array(language_counts, dtype=np.int64),
         language_codes=language_codes,

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from capex.matching._arrays import GrowableArray, Postings, RaggedRows, segment_positions
+from capex.matching._arrays import (
+    GrowableArray,
+    Postings,
+    RaggedRows,
+    RowLookup,
+    segment_positions,
+)
 from capex.matching._records import RecordBatch, parse_records
 from capex.matching.availability import (
     QUARTER_MINUTES,
@@ -241,6 +247,7 @@ class MatchIndex:
         self._alive = GrowableArray(np.bool_)
         self._active = GrowableArray(np.bool_)
         self._open_slots = GrowableArray(np.int64)
+        self._versions = GrowableArray(np.int64)
         self._zones = GrowableArray(np.int32)  # -1: no time zone
         self._has_availability = GrowableArray(np.bool_)
         # Who may be a counterpart at all, kept up to date so a query reads one array:
@@ -257,7 +264,7 @@ class MatchIndex:
         self._slot_ends = GrowableArray(np.int16)
         self._offer_postings = Postings(n_skills, np.int8)
         self._want_postings = Postings(n_skills, np.int8)
-        self._row_of: dict[int, int] = {}
+        self._row_of = RowLookup()
         self._n_dead = 0
 
     @property
@@ -274,6 +281,12 @@ class MatchIndex:
 
     def __contains__(self, volunteer_id: object) -> bool:
         return volunteer_id in self._row_of
+
+    def version_of(self, volunteer_id: int) -> int | None:
+        """The ``version`` of the record held for ``volunteer_id``, None when not held."""
+        with self._lock:
+            row = self._row_of.get(volunteer_id)
+            return None if row is None else int(self._versions.values[row])
 
     def _language_columns(self, codes: list[str], *, add: bool) -> IntArray:
         columns = np.empty(len(codes), dtype=np.int64)
@@ -331,17 +344,19 @@ class MatchIndex:
             raise ValueError("a batch names the same volunteer id twice")
         first = self.n_rows_
         rows = np.arange(first, first + len(batch), dtype=np.int64)
-        for volunteer_id in ids:
-            old = self._row_of.get(volunteer_id)
-            if old is not None:
-                self._kill(old)
-        self._row_of.update(zip(ids, rows.tolist(), strict=True))
+        if len(self._row_of):
+            for volunteer_id in ids:
+                old = self._row_of.get(volunteer_id)
+                if old is not None:
+                    self._kill(old)
+        self._row_of.set_many(batch.ids, rows)
 
         zones = np.array([self._zone_column(tz) for tz in batch.timezones], dtype=np.int32)
         self._ids.extend(batch.ids)
         self._alive.extend(np.ones(len(batch), dtype=np.bool_))
         self._active.extend(batch.active)
         self._open_slots.extend(batch.open_slots)
+        self._versions.extend(batch.versions)
         self._zones.extend(zones)
         self._has_availability.extend((zones >= 0) & (batch.slot_counts > 0))
         self._eligible_learner.extend(batch.active)
@@ -402,7 +417,7 @@ class MatchIndex:
         with self._lock:
             removed = 0
             for volunteer_id in volunteer_ids:
-                row = self._row_of.pop(int(volunteer_id), None)
+                row = self._row_of.pop(int(volunteer_id))
                 if row is not None:
                     self._kill(row)
                     removed += 1
@@ -431,6 +446,7 @@ class MatchIndex:
                 self._alive,
                 self._active,
                 self._open_slots,
+                self._versions,
                 self._zones,
                 self._has_availability,
                 self._eligible_learner,
@@ -449,7 +465,7 @@ class MatchIndex:
             n_skills = len(self.skill_space)
             self._offer_postings = Postings.from_rows(n_skills, self._offers)
             self._want_postings = Postings.from_rows(n_skills, self._wants)
-            self._row_of = dict(zip(self._ids.values.tolist(), range(keep.size), strict=True))
+            self._row_of = RowLookup.of(self._ids.values, np.arange(keep.size, dtype=np.int64))
             self._n_dead = 0
 
     def set_week(self, week_start: datetime) -> None:
@@ -469,6 +485,145 @@ class MatchIndex:
                 self._slot_starts.values,
                 self._slot_ends.values,
             )
+
+    # -- as arrays, for a file that many processes map (capex.matching.store) ----------------
+
+    def _growable(self) -> dict[str, GrowableArray]:
+        """Every growable array the index holds, by a stable name."""
+        stores = {
+            "ids": self._ids,
+            "alive": self._alive,
+            "active": self._active,
+            "open_slots": self._open_slots,
+            "versions": self._versions,
+            "zones": self._zones,
+            "has_availability": self._has_availability,
+            "eligible_learner": self._eligible_learner,
+            "eligible_mentor": self._eligible_mentor,
+            "slot_rows": self._slot_rows,
+            "slot_weekdays": self._slot_weekdays,
+            "slot_starts": self._slot_starts,
+            "slot_ends": self._slot_ends,
+        }
+        for name, ragged in (
+            ("languages", self._languages),
+            ("offers", self._offers),
+            ("wants", self._wants),
+        ):
+            stores[f"{name}.indptr"] = ragged.indptr
+            stores[f"{name}.columns"] = ragged.columns
+            stores[f"{name}.values"] = ragged.values
+        for name, postings in (
+            ("offer_postings", self._offer_postings),
+            ("want_postings", self._want_postings),
+        ):
+            for column in range(postings.n_columns):
+                rows, values = postings.stores(column)
+                stores[f"{name}.{column}.rows"] = rows
+                stores[f"{name}.{column}.values"] = values
+        return stores
+
+    def export_state(self) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+        """The whole index as JSON-ready values and filled arrays (dead rows dropped first).
+
+        Returns
+        -------
+        described : dict
+            Parameters, week, taxonomy, language codes and time zones.
+        arrays : dict of str to ndarray
+            Growable arrays by name, shape (n,); ``bitmaps`` shape (11, n_rows_);
+            ``zone_tables`` shape (n_zones, 7, 97); ``lookup.ids`` and ``lookup.rows``, the
+            held ids ascending and their rows.
+        """
+        with self._lock:
+            if self._n_dead:
+                self.compact()
+            self._row_of.fold()
+            params = self.get_params()
+            del params["skill_space"], params["week_start"]
+            described = {
+                "params": params,
+                "week_start": self.week_start.isoformat(),
+                "skills": {
+                    "parents": self.skill_space.parents,
+                    "decay": self.skill_space.decay,
+                    "min_similarity": self.skill_space.min_similarity,
+                },
+                "languages": list(self._language_codes),
+                "zones": list(self._zone_names),
+            }
+            arrays: dict[str, npt.NDArray[Any]] = {
+                name: store.values for name, store in self._growable().items()
+            }
+            arrays["bitmaps"] = self._bitmaps[:, : self.n_rows_]
+            arrays["zone_tables"] = (
+                np.stack(self._zone_tables)
+                if self._zone_tables
+                else np.zeros((0, 7, 97), dtype=np.int64)
+            )
+            arrays["lookup.ids"] = self._row_of.sorted_ids
+            arrays["lookup.rows"] = self._row_of.sorted_rows
+            return described, arrays
+
+    @classmethod
+    def from_state(
+        cls,
+        described: dict[str, Any],
+        buffers: dict[str, tuple[npt.NDArray[Any], int]],
+    ) -> MatchIndex:
+        """An index over the arrays ``export_state`` gave, kept as they are (not copied).
+
+        Parameters
+        ----------
+        described : dict
+            ``export_state``'s first value.
+        buffers : dict of str to (ndarray, int)
+            Per array name, a buffer and how much of it is filled: shape (capacity,) for the
+            growable arrays, whose spare capacity later appends use; (11, capacity) for
+            ``bitmaps``; the others exactly filled.
+        """
+        taxonomy = described["skills"]
+        skills = SkillSpace(
+            taxonomy["parents"], decay=taxonomy["decay"], min_similarity=taxonomy["min_similarity"]
+        )
+        index = cls(skills, datetime.fromisoformat(described["week_start"]), **described["params"])
+        stores = {
+            name: GrowableArray.adopt(buffer, size)
+            for name, (buffer, size) in buffers.items()
+            if name not in ("bitmaps", "zone_tables", "lookup.ids", "lookup.rows")
+        }
+        for name in ("ids", "alive", "active", "open_slots", "versions", "zones"):
+            setattr(index, f"_{name}", stores[name])
+        index._has_availability = stores["has_availability"]
+        index._eligible_learner = stores["eligible_learner"]
+        index._eligible_mentor = stores["eligible_mentor"]
+        index._slot_rows = stores["slot_rows"]
+        index._slot_weekdays = stores["slot_weekdays"]
+        index._slot_starts = stores["slot_starts"]
+        index._slot_ends = stores["slot_ends"]
+        index._languages, index._offers, index._wants = (
+            RaggedRows.adopt(
+                stores[f"{name}.indptr"], stores[f"{name}.columns"], stores[f"{name}.values"]
+            )
+            for name in ("languages", "offers", "wants")
+        )
+        index._offer_postings, index._want_postings = (
+            Postings.adopt(
+                [stores[f"{name}.{column}.rows"] for column in range(len(skills))],
+                [stores[f"{name}.{column}.values"] for column in range(len(skills))],
+                np.int8,
+            )
+            for name in ("offer_postings", "want_postings")
+        )
+        index._bitmaps = buffers["bitmaps"][0]
+        index._language_codes = list(described["languages"])
+        index._language_index = {code: i for i, code in enumerate(index._language_codes)}
+        index._zone_names = list(described["zones"])
+        index._zone_index = {zone: i for i, zone in enumerate(index._zone_names)}
+        index._zone_tables = list(buffers["zone_tables"][0])
+        index._row_of = RowLookup(buffers["lookup.ids"][0], buffers["lookup.rows"][0])
+        index._n_dead = 0
+        return index
 
     # -- queries -----------------------------------------------------------------------------
 

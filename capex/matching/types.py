@@ -35,6 +35,10 @@ class VolunteerRecord:
         ``(skill id, target level 1..4)`` the volunteer wants to learn.
     open_slots : int
         Mentor capacity minus accepted exchanges as mentor; a mentor needs at least one.
+    version : int
+        A number that grows with every change of the volunteer (the service gives its
+        ``updated_at`` in microseconds); the index keeps it per row (``MatchIndex.version_of``)
+        so its owner can tell whether the held row is at least as new as a given change.
     """
 
     id: int
@@ -45,6 +49,7 @@ class VolunteerRecord:
     offers: tuple[tuple[str, int], ...] = ()
     wants: tuple[tuple[str, int], ...] = ()
     open_slots: int = 0
+    version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
