@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from capex import migrate
-from capex.config import SettingsError, get_settings
+from capex.config import Settings, SettingsError, get_settings
 from capex.errors import CapexError
 
 if TYPE_CHECKING:
@@ -28,10 +31,12 @@ app.add_typer(users_app, name="users")
 exchanges_app = typer.Typer(help="Exchanges.", no_args_is_help=True)
 stats_app = typer.Typer(help="Statistics for coordinators.", no_args_is_help=True)
 rounds_app = typer.Typer(help="Matching rounds for a cohort.", no_args_is_help=True)
+matching_app = typer.Typer(help="The matching index.", no_args_is_help=True)
 app.add_typer(skills_app, name="skills")
 app.add_typer(exchanges_app, name="exchanges")
 app.add_typer(stats_app, name="stats")
 app.add_typer(rounds_app, name="rounds")
+app.add_typer(matching_app, name="matching")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -46,11 +51,26 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Apply pending migrations, then serve the API and the web client."""
-    import uvicorn
-
     settings = get_settings()
     migrate.upgrade(settings.database_url)
     typer.echo(f"capex on http://{host}:{port} (database {_safe_url(settings.database_url)})")
+    shared = None
+    if settings.matching_index_dir is None:
+        # One folder for this run's workers: the matching index is built once and mapped by
+        # each. Fresh per run, so no worker maps an index of another database or day.
+        shared = tempfile.mkdtemp(prefix="capex-matching-")
+        os.environ["CAPEX_MATCHING_INDEX_DIR"] = shared
+        get_settings.cache_clear()  # a single worker runs in this process
+    try:
+        _run_server(settings, host, port, workers)
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
+
+
+def _run_server(settings: Settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         "capex.api.app:create_app",
         factory=True,
@@ -229,6 +249,24 @@ def exchanges_expire() -> None:
     with open_database(settings.database_url) as sessions:
         count = maintenance.expire_requests(sessions, settings)
     typer.echo(f"{count} requests expired")
+
+
+@matching_app.command("build")
+def matching_build(
+    directory: Annotated[
+        Path, typer.Argument(file_okay=False, help="The folder the server's workers share.")
+    ],
+) -> None:
+    """Build the matching index into DIRECTORY as its next generation (`capex serve` runs
+    this in a process of its own; its workers map the file)."""
+    from capex.db import open_database
+    from capex.services.matches import build_generation
+    from capex.services.matching_index import Generations
+
+    settings = get_settings()
+    with open_database(settings.database_url) as sessions:
+        meta = build_generation(sessions, Generations(directory))
+    typer.echo(f"generation {meta.number} for the week of {meta.week_start:%Y-%m-%d}")
 
 
 @stats_app.command("export")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -46,8 +47,15 @@ class Settings(BaseSettings):
     mail_interval_seconds: float = Field(default=5, gt=0)
     # Housekeeping (expired tokens, old sign-in failures) in every server process.
     maintenance_interval_seconds: float = Field(default=3600, gt=0)
-    # Build the matching index when a server process starts, not on its first query.
+    # Build the matching index when a server process starts, not on its first query; until
+    # it is ready, matches are answered 503 with Retry-After (no request waits for a build).
     warm_matching_index: bool = True
+    # A folder the server's workers share their matching index in: built once per host and
+    # mapped by each (`capex serve` makes a fresh one per run when this is unset). Unset
+    # outside `capex serve`: each process builds its own.
+    matching_index_dir: Path | None = None
+    # On PostgreSQL, LISTEN for changes to volunteers and skills instead of polling.
+    matching_listen: bool = True
     # Expiry, mail and housekeeping in the background of every server process.
     periodic_tasks: bool = True
     # Request bodies past this many bytes are refused with 413 before they are parsed.

@@ -42,6 +42,7 @@ from capex.deps import Clock
 from capex.models.base import utcnow
 from capex.services import maintenance
 from capex.services.matches import MatchingService
+from capex.services.matching_index import Generations, postgres_dsn, subprocess_builder
 from capex.services.stats_snapshot import StatsIndex
 from capex.web import routes as web_routes
 
@@ -55,6 +56,30 @@ class CapexAPI(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         headers = security_headers(self.state.settings.hsts_seconds)
         return SecurityHeadersMiddleware(super().build_middleware_stack(), headers)
+
+
+def matching_service(
+    settings: Settings, session_factory: sessionmaker[Session], *, own_engine: bool
+) -> MatchingService:
+    """The app's matching service: shared with the host's other workers through
+    ``matching_index_dir`` and woken by PostgreSQL's notifications, when the app has an
+    engine of its own (the tests' shared connection sees neither)."""
+    generations = None
+    listen_dsn = None
+    if own_engine:
+        if settings.matching_index_dir is not None:
+            generations = Generations(
+                settings.matching_index_dir, build=subprocess_builder(settings.database_url)
+            )
+        if settings.matching_listen:
+            listen_dsn = postgres_dsn(settings.database_url)
+    return MatchingService(
+        session_factory,
+        wait_for_first_build=not settings.warm_matching_index,
+        generations=generations,
+        listen_dsn=listen_dsn,
+        retry_after_seconds=settings.db_retry_after_seconds,
+    )
 
 
 def create_app(
@@ -87,7 +112,8 @@ def create_app(
             work = maintenance.run_all(app.state.session_factory, app.state.settings)
             tasks.append(asyncio.create_task(work))
         if app.state.settings.warm_matching_index:
-            tasks.append(asyncio.create_task(asyncio.to_thread(app.state.matching.index)))
+            # Starts the first build (or maps the host's index) without waiting for it.
+            await asyncio.to_thread(app.state.matching.start)
         if app.state.settings.periodic_tasks:
             # The statistics snapshot: built now, then refreshed within its maximum age.
             app.state.stats.start()
@@ -95,6 +121,7 @@ def create_app(
             yield
         finally:
             await asyncio.to_thread(app.state.stats.stop)
+            await asyncio.to_thread(app.state.matching.stop)
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -115,7 +142,7 @@ def create_app(
     app.state.settings = settings
     app.state.session_factory = session_factory
     app.state.clock = clock
-    app.state.matching = MatchingService(app.state.session_factory)
+    app.state.matching = matching_service(settings, session_factory, own_engine=engine is not None)
     app.state.stats = StatsIndex(
         app.state.session_factory, settings, max_age_seconds=settings.stats_max_age_seconds
     )

@@ -1,27 +1,29 @@
 """The one adapter between the database and the matching engine.
 
-Each worker process keeps one :class:`MatchingService`: an in-memory ``MatchIndex`` built
-from the database, kept fresh by polling ``volunteers.updated_at`` (every profile change
-bumps it), so a change made through any worker shows in every worker's matches within
-``poll_interval`` seconds; the asker's own profile is read afresh on every query, and full
-rebuilds run in the background.
+Each worker process keeps one :class:`MatchingService`: a ``MatchIndex`` built from the
+database (under ``capex serve``, once per host and mapped by every worker:
+``capex.services.matching_index``), kept fresh from ``volunteers.updated_at`` (every
+profile change bumps it) when PostgreSQL notifies a change, or by polling, so a change made
+through any worker shows in every worker's matches within moments; the asker's own
+profile is read afresh on every query, and full rebuilds run beside the queries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from capex.errors import Invalid, field_error
+from capex.errors import CapexError, Invalid, field_error
 from capex.matching import (
     Match,
     MatchIndex,
@@ -43,6 +45,7 @@ from capex.models import (
 )
 from capex.models.base import utcnow
 from capex.schemas.profiles import format_time
+from capex.services.matching_index import ChangeListener, GenerationMeta, Generations
 from capex.services.profiles import VolunteerRef, volunteer_refs
 from capex.vocabulary import ProfileChangeKind, Side
 
@@ -56,20 +59,13 @@ logger = logging.getLogger("capex.matching")
 _ENGINE_ROLE: dict[Side, EngineRole] = {Side(role): role for role in ROLES}
 
 
-@dataclass(frozen=True)
-class LoadedRecords:
-    """Engine records and, per volunteer id, the ``updated_at`` they are at least as new as."""
-
-    records: list[VolunteerRecord]
-    stamps: dict[int, datetime]
-
-
-def load_records(session: Session, ids: Iterable[int] | None = None) -> LoadedRecords:
+def load_records(session: Session, ids: Iterable[int] | None = None) -> list[VolunteerRecord]:
     """Engine records for the given volunteers (all volunteers when ``ids`` is None).
 
     Plain column queries, one per table, so that 100,000 volunteers load in seconds. The
-    volunteers' own row (with ``updated_at``) is read first: on PostgreSQL each statement
-    sees the commits made before it, so the rows read after it are at least that new.
+    volunteers' own row (with ``updated_at``, the record's ``version``) is read first: on
+    PostgreSQL each statement sees the commits made before it, so the rows read after it
+    are at least that new.
     """
     id_list = None if ids is None else list(ids)
 
@@ -111,7 +107,7 @@ def load_records(session: Session, ids: Iterable[int] | None = None) -> LoadedRe
         slots[volunteer_id].append((weekday, start, end))
     offers = _skill_entries(session, SkillOffer, restrict)
     wants = _skill_entries(session, SkillWant, restrict)
-    records = [
+    return [
         VolunteerRecord(
             id=volunteer_id,
             active=bool(active),
@@ -121,10 +117,10 @@ def load_records(session: Session, ids: Iterable[int] | None = None) -> LoadedRe
             offers=tuple(offers.get(volunteer_id, ())),
             wants=tuple(wants.get(volunteer_id, ())),
             open_slots=int(open_slots),
+            version=version_of(updated_at),
         )
-        for volunteer_id, active, timezone, open_slots, _ in volunteers
+        for volunteer_id, active, timezone, open_slots, updated_at in volunteers
     ]
-    return LoadedRecords(records, {row[0]: row[4] for row in volunteers})
 
 
 def _skill_entries(
@@ -161,34 +157,126 @@ def _known_skills_only(record: VolunteerRecord, skills: SkillSpace) -> Volunteer
 @dataclass
 class _State:
     index: MatchIndex
-    # Per indexed volunteer: the updated_at its row in the index is at least as new as.
-    stamps: dict[int, datetime]
     week_start: datetime
     taxonomy: tuple[int, datetime | None]
     watermark: datetime
     polled_at: float
+    # The shared file this index maps (0: built by this process) and its rows then: what
+    # was upserted since lives in this process's own memory.
+    generation: int = 0
+    base_rows: int = 0
+
+
+def _older(held: int | None, version: int) -> bool:
+    return held is None or held < version
+
+
+def version_of(updated_at: datetime) -> int:
+    """A volunteer's ``updated_at`` as the engine's row version: microseconds since 1970."""
+    if updated_at.tzinfo is None:
+        updated_at = updated_at.replace(tzinfo=UTC)
+    return (updated_at - _EPOCH) // timedelta(microseconds=1)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def build_state(
+    session_factory: sessionmaker[Session], week_start: datetime, clock: Callable[[], datetime]
+) -> _State:
+    """A fresh index of every active volunteer, for ``week_start``."""
+    started = clock()
+    with session_factory() as session:
+        taxonomy = _taxonomy_version(session)
+        tree = {row.id: row.parent_id for row in session.execute(select(Skill.id, Skill.parent_id))}
+        skills = SkillSpace(tree)
+        index = MatchIndex(skills, week_start)
+        records = load_records(session)
+        # A skill created after the tree was read is left out until the next rebuild.
+        index.build(_known_skills_only(record, skills) for record in records if record.active)
+    return _State(index, week_start, taxonomy, started, time.monotonic(), 0, index.n_rows_)
+
+
+def build_generation(
+    session_factory: sessionmaker[Session],
+    generations: Generations,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    headroom: float = 0.25,
+) -> GenerationMeta:
+    """Build the index from the database and publish it as the folder's next generation."""
+    latest = generations.latest()
+    number = (latest.number if latest else 0) + 1
+    state = build_state(session_factory, next_week_start(clock()), clock)
+    meta = GenerationMeta(number, state.week_start, state.taxonomy, state.watermark)
+    started = time.monotonic()
+    path = generations.publish(state.index, meta, headroom=headroom)
+    logger.info(
+        "matching: generation %d published: %d volunteers, %.1f MB, written in %.2f s",
+        number,
+        len(state.index),
+        path.stat().st_size / 1e6,
+        time.monotonic() - started,
+    )
+    return meta
+
+
+class MatchingNotReady(CapexError):
+    """No matching index yet: the first is being built. Retry later."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            "matches are not ready yet: the matching index is being built; "
+            f"try again in {retry_after_seconds} seconds",
+            headers={"Retry-After": str(retry_after_seconds)},
+        )
+        self.retry_after_seconds = retry_after_seconds
 
 
 class MatchingService:
     """A process-wide matching index over the database, refreshed incrementally.
 
-    Other volunteers' changes reach the index by polling, within ``poll_interval``; the
-    asking volunteer's own record is read afresh on every query, so a volunteer always sees
-    matches for the profile they just saved, whichever worker answers. A full rebuild (a
-    new week, a taxonomy change) runs in a background thread while queries keep being
-    answered from the previous index; only the very first build is waited for.
+    Other volunteers' changes reach the index within moments: on PostgreSQL a ``LISTEN``ing
+    thread is woken by every committed change to volunteers or skills (``listen_dsn``),
+    elsewhere, or while that connection is down, queries poll every ``poll_interval``. The
+    asking volunteer's own record is read afresh on every query whose index holds an older
+    version of them, so a volunteer always sees matches for the profile they just saved,
+    whichever worker answers. A full rebuild (a new week, a taxonomy change) runs beside
+    the queries, which keep being answered from the previous index.
+
+    With ``generations`` (``capex serve`` gives one folder to all its workers), the index is
+    built once per host, by whichever worker first takes the folder's build lock, in a
+    process of its own, and every worker maps the file; each keeps only its changes since
+    in its own memory, and asks for the next generation when those grow past
+    ``rebuild_share`` of the rows.
 
     Parameters
     ----------
     session_factory : sessionmaker
         Where the index reads volunteers from.
     poll_interval : float, default 0.5
-        Seconds between looks for changed profiles.
+        Seconds between looks for changed profiles, when not listening.
     clock : callable, default utcnow
         The current aware UTC time (tests move it).
     rebuild_in_background : bool, default True
         False rebuilds inside the query that finds the index out of date (for tests whose
         sessions share one connection, which a second thread must not use).
+    wait_for_first_build : bool, default True
+        True: the first query builds the index and waits for it. False (a server): the
+        first build starts at ``start()`` and queries before it is ready raise
+        ``MatchingNotReady`` (503 with Retry-After), so no request waits for a build.
+    generations : Generations, optional
+        The host's shared index folder; None keeps a private index in this process.
+    listen_dsn : str, optional
+        A PostgreSQL address to ``LISTEN`` on for changes.
+    retry_after_seconds : int, default 5
+        What ``MatchingNotReady`` tells clients.
+    rebuild_share : float, default 0.05
+        With ``generations``: ask for a new generation once this share of the rows (and
+        at least 1000) was upserted since the mapped one was built.
     """
 
     def __init__(
@@ -198,22 +286,72 @@ class MatchingService:
         poll_interval: float = 0.5,
         clock: Callable[[], datetime] = utcnow,
         rebuild_in_background: bool = True,
+        wait_for_first_build: bool = True,
+        generations: Generations | None = None,
+        listen_dsn: str | None = None,
+        retry_after_seconds: int = 5,
+        rebuild_share: float = 0.05,
     ) -> None:
         self.session_factory = session_factory
         self.poll_interval = poll_interval
         self.clock = clock
         self.rebuild_in_background = rebuild_in_background
+        self.wait_for_first_build = wait_for_first_build
+        self.generations = generations
+        self.retry_after_seconds = retry_after_seconds
+        self.rebuild_share = rebuild_share
+        self.listener = (
+            None
+            if listen_dsn is None
+            else ChangeListener(listen_dsn, on_change=self._catch_up, on_tick=self._tick)
+        )
         self._state: _State | None = None
         self._first_build = threading.Lock()
         self._polling = threading.Lock()
         self._rebuilding = threading.Lock()
+        self._first_build_failed = False
+        # Shared builds: one thread at a time in this process, backing off after failures.
+        self._build_thread: threading.Thread | None = None
+        self._build_not_before = 0.0
+        self._build_failures = 0
+        self.builds_started = 0
+
+    # -- life --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the first build (or map the host's index) and the listener; never waits."""
+        if self.listener is not None:
+            self.listener.start()
+        try:
+            self._current()
+        except MatchingNotReady:
+            pass
+        except Exception as error:  # the database is away: the next query tries again
+            logger.warning("matching: could not start the index (%s)", type(error).__name__)
+
+    def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+
+    def ready(self) -> bool:
+        """Whether matches can be answered now (a readiness check asks this)."""
+        if self._state is not None or self.wait_for_first_build:
+            return True
+        try:
+            self._current()
+        except MatchingNotReady:
+            return False
+        return True
+
+    @property
+    def listening(self) -> bool:
+        return self.listener is not None and self.listener.listening
+
+    # -- the index ---------------------------------------------------------------------------
 
     def index(self) -> MatchIndex:
-        """The index to answer from now: built first if there is none yet, else never waited for.
-
-        A due poll runs in the calling thread unless another thread is already polling; a
-        due rebuild starts in the background.
-        """
+        """The index to answer from now: never waited for, except a first build when
+        ``wait_for_first_build``; raises ``MatchingNotReady`` before there is one."""
         return self._current().index
 
     def fresh_index(self) -> MatchIndex:
@@ -229,38 +367,75 @@ class MatchingService:
     def _current(self) -> _State:
         state = self._state
         if state is None:
-            with self._first_build:
-                if self._state is None:
-                    self._state = self._build(next_week_start(self.clock()))
+            state = self._first_state()
+        if not self.listening:
+            self._maintain(state)
+        return self._state or state
+
+    def _first_state(self) -> _State:
+        with self._first_build:
+            if self._state is not None:
                 return self._state
+            if self.generations is not None:
+                if self._attach_newer(0):
+                    assert self._state is not None
+                    return self._state
+                self._request_build(0)
+                raise MatchingNotReady(self.retry_after_seconds)
+            if self.wait_for_first_build:
+                self._state = self._build(next_week_start(self.clock()))
+                return self._state
+            self._rebuild(next_week_start(self.clock()))
+            raise MatchingNotReady(self.retry_after_seconds)
+
+    def _maintain(self, state: _State) -> None:
+        """What a query does when nobody listens, and the listener every tick: a new week,
+        a newer shared generation, a due poll."""
         week_start = next_week_start(self.clock())
         if state.week_start != week_start:
-            self._rebuild(week_start)
-        elif time.monotonic() - state.polled_at >= self.poll_interval and self._polling.acquire(
+            if self.generations is None:
+                self._rebuild(week_start)
+            else:
+                self._request_build(state.generation)
+        if self.generations is not None:
+            latest = self.generations.latest()
+            if latest is not None and latest.number > state.generation:
+                if self._polling.acquire(blocking=False):
+                    try:
+                        self._attach_newer(state.generation)
+                    finally:
+                        self._polling.release()
+                return
+        if time.monotonic() - state.polled_at >= self.poll_interval and self._polling.acquire(
             blocking=False
         ):
             try:
                 self._poll(state)
             finally:
                 self._polling.release()
-        return self._state or state
+
+    def _catch_up(self) -> None:
+        """The listener's call after a change was committed: poll now."""
+        state = self._state
+        if state is None:
+            with contextlib.suppress(MatchingNotReady):
+                self._current()
+            return
+        with self._polling:
+            self._poll(self._state or state)
+
+    def _tick(self) -> None:
+        state = self._state
+        if state is None:
+            with contextlib.suppress(MatchingNotReady):
+                self._current()
+        else:
+            self._maintain(state)
+
+    # -- private builds ----------------------------------------------------------------------
 
     def _build(self, week_start: datetime) -> _State:
-        started = self.clock()
-        with self.session_factory() as session:
-            taxonomy = _taxonomy_version(session)
-            tree = {
-                row.id: row.parent_id for row in session.execute(select(Skill.id, Skill.parent_id))
-            }
-            skills = SkillSpace(tree)
-            index = MatchIndex(skills, week_start)
-            loaded = load_records(session)
-            # A skill created after the tree was read is left out until the next rebuild.
-            index.build(
-                _known_skills_only(record, skills) for record in loaded.records if record.active
-            )
-        stamps = {record.id: loaded.stamps[record.id] for record in loaded.records if record.active}
-        return _State(index, stamps, week_start, taxonomy, started, time.monotonic())
+        return build_state(self.session_factory, week_start, self.clock)
 
     def _rebuild(self, week_start: datetime) -> None:
         """Replace the index with a new build, in the background unless told otherwise.
@@ -278,7 +453,7 @@ class MatchingService:
             except Exception:
                 if not background:
                     raise
-                logger.exception("rebuilding the matching index failed; kept the previous one")
+                logger.exception("building the matching index failed; kept the previous one")
             finally:
                 self._rebuilding.release()
 
@@ -287,11 +462,86 @@ class MatchingService:
         else:
             rebuild()
 
+    # -- shared generations ------------------------------------------------------------------
+
+    def _attach_newer(self, than: int) -> bool:
+        """Map the host's newest generation if it is newer than ``than`` and catch it up
+        with the changes since it was built; whether this process now answers from it."""
+        assert self.generations is not None
+        latest = self.generations.latest()
+        if latest is None or latest.number <= than:
+            return False
+        attached = self.generations.attach(latest)
+        if attached is None:
+            return False
+        index, meta = attached
+        state = _State(
+            index,
+            meta.week_start,
+            meta.taxonomy,
+            meta.watermark,
+            0.0,
+            meta.number,
+            index.n_rows_,
+        )
+        self._poll(state)
+        self._state = state
+        logger.info(
+            "matching: answering from generation %d (%d volunteers)", meta.number, len(index)
+        )
+        return True
+
+    def _request_build(self, stale: int) -> None:
+        """Have the host build a generation newer than ``stale``, unless one is on its way:
+        a thread waits for the build lock's holder, or builds itself."""
+        assert self.generations is not None
+        generations = self.generations
+        now = time.monotonic()
+        thread = self._build_thread
+        if (thread is not None and thread.is_alive()) or now < self._build_not_before:
+            return
+        self._build_not_before = now + 1.0
+
+        def build() -> None:
+            try:
+                with generations.build_lock() as mine:
+                    if not mine:
+                        return  # another worker builds; its file will show in the manifest
+                    latest = generations.latest()
+                    if latest is not None and latest.number > stale:
+                        return  # built while this thread waited
+                    self.builds_started += 1
+                    generations.build()
+                self._build_failures = 0
+            except Exception as error:
+                self._build_failures += 1
+                pause = min(60.0, 2.0**self._build_failures)
+                self._build_not_before = time.monotonic() + pause
+                logger.warning(
+                    "matching: building the index failed (%s); next try in %.0f s",
+                    error,
+                    pause,
+                )
+                return
+            with self._polling:
+                state = self._state
+                self._attach_newer(0 if state is None else state.generation)
+
+        self._build_thread = threading.Thread(
+            target=build, name="capex-matching-build", daemon=True
+        )
+        self._build_thread.start()
+
+    # -- incremental changes -----------------------------------------------------------------
+
     def _poll(self, state: _State) -> None:
         started = self.clock()
         with self.session_factory() as session:
             if _taxonomy_version(session) != state.taxonomy:
-                self._rebuild(state.week_start)
+                if self.generations is None:
+                    self._rebuild(state.week_start)
+                else:
+                    self._request_build(state.generation)
             changed = list(
                 session.scalars(
                     select(Volunteer.id).where(
@@ -299,18 +549,23 @@ class MatchingService:
                     )
                 )
             )
-            loaded = load_records(session, changed) if changed else LoadedRecords([], {})
-        skills = state.index.skill_space
-        active = [record for record in loaded.records if record.active]
-        inactive = [record.id for record in loaded.records if not record.active]
-        for volunteer_id in inactive:
-            state.stamps.pop(volunteer_id, None)
-        state.index.upsert(_known_skills_only(record, skills) for record in active)
-        state.index.remove(inactive)
-        # Only now that the rows are in: a stamp must never claim a row not yet upserted.
-        state.stamps.update((record.id, loaded.stamps[record.id]) for record in active)
+            loaded = load_records(session, changed) if changed else []
+        index = state.index
+        skills = index.skill_space
+        # Changes looked at again (the overlap) are already held at their version.
+        newer = [
+            record
+            for record in loaded
+            if not record.active or _older(index.version_of(record.id), record.version)
+        ]
+        index.upsert(_known_skills_only(r, skills) for r in newer if r.active)
+        index.remove(record.id for record in newer if not record.active)
         state.watermark = started
         state.polled_at = time.monotonic()
+        if self.generations is not None and state.index.n_rows_ - state.base_rows > max(
+            1000, self.rebuild_share * state.base_rows
+        ):
+            self._request_build(state.generation)
 
     def matches(
         self,
@@ -363,9 +618,8 @@ class MatchingService:
             # A skill newer than the index: nobody in it can offer or want it yet.
             return [], [SkillExplanation(skill, 0, 0, 0, 0, ())] if explain else []
         asker: int | VolunteerRecord = volunteer.id
-        stamp = state.stamps.get(volunteer.id)
-        if stamp is None or stamp < volunteer.updated_at or volunteer.id not in index:
-            (record,) = load_records(session, [volunteer.id]).records
+        if _older(index.version_of(volunteer.id), version_of(volunteer.updated_at)):
+            (record,) = load_records(session, [volunteer.id])
             asker = _known_skills_only(record, index.skill_space)
         found = index.query(asker, role=engine_role, skill=skill, limit=limit)
         explained = index.explain_skills(asker, role=engine_role, skill=skill) if explain else []

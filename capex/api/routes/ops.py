@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse, Response
 
-from capex.api.deps import SessionFactoryDep, SettingsDep
+from capex.api.deps import MatchingDep, SessionFactoryDep, SettingsDep
 from capex.api.problems import problem
 
 router = APIRouter(tags=["operations"])
@@ -19,9 +19,17 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "the database does not answer"}})
-def readyz(sessions: SessionFactoryDep, settings: SettingsDep) -> Response:
-    """200 when the database answers, 503 when it does not."""
+@router.get(
+    "/readyz",
+    responses={
+        503: {
+            "description": "the database does not answer, the server is stopping, or the "
+            "matching index is not ready yet"
+        }
+    },
+)
+def readyz(sessions: SessionFactoryDep, settings: SettingsDep, matching: MatchingDep) -> Response:
+    """200 when the database answers and matches can be answered, 503 otherwise."""
     try:
         with sessions() as session:
             session.execute(text("SELECT 1"))
@@ -29,6 +37,16 @@ def readyz(sessions: SessionFactoryDep, settings: SettingsDep) -> Response:
         return problem(
             503,
             f"the database does not answer: {type(error).__name__}",
+            headers={"Retry-After": str(settings.db_retry_after_seconds)},
+        )
+    try:
+        matching_ready = matching.ready()
+    except (SQLAlchemyError, OSError):
+        matching_ready = False
+    if not matching_ready:
+        return problem(
+            503,
+            "the matching index is being built",
             headers={"Retry-After": str(settings.db_retry_after_seconds)},
         )
     return JSONResponse({"status": "ready"})
