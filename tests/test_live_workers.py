@@ -109,3 +109,29 @@ def test_the_server_writes_expiry_by_itself(live_database, tmp_path):
             assert [item["kind"] for item in inbox["items"]] == ["exchange_expired"]
     finally:
         engine.dispose()
+
+
+def test_the_workers_build_the_matching_index_once_and_share_it(live_database, tmp_path):
+    shared = tmp_path / "shared"
+    with (
+        live_server(
+            live_database,
+            workers=2,
+            log=tmp_path / "serve.log",
+            env={"CAPEX_MATCHING_INDEX_DIR": str(shared)},
+        ) as base,
+        httpx.Client(base_url=base, timeout=10) as client,
+    ):
+        register(
+            client,
+            "mentor",
+            {"languages": [{"code": "en", "level": 5}], "offers": [{"skill": "lua", "level": 4}]},
+        )
+        learner = register(
+            client,
+            "learner",
+            {"languages": [{"code": "en", "level": 5}], "wants": [{"skill": "lua", "level": 2}]},
+        )
+        # Each worker answers from the one index the host built, with what changed since.
+        assert len(_until_every_worker_says(base, learner, ["mentor"])) == 2
+        assert sorted(path.name for path in shared.glob("generation-*.idx")) == ["generation-1.idx"]

@@ -22,7 +22,12 @@ from capex.models import Volunteer
 from capex.schemas.profiles import ProfileUpdate
 from capex.schemas.skills import SkillCreate
 from capex.services import profiles, skills
-from capex.services.matches import MatchingNotReady, MatchingService, build_generation
+from capex.services.matches import (
+    GenerationBuilder,
+    MatchingNotReady,
+    MatchingService,
+    build_generation,
+)
 from capex.services.matching_index import Generations, postgres_dsn
 from capex.testing import discard_database, fresh_database
 from capex.vocabulary import Side
@@ -239,3 +244,29 @@ def test_postgresql_wakes_the_index_with_no_polling(tmp_path):
     finally:
         engine.dispose()
         discard_database(url)
+
+
+def test_a_large_population_is_built_in_a_process_of_its_own(database, tmp_path):
+    url, factory = database
+    with factory() as session:
+        mentor = make_volunteer(
+            session, "mentor", languages=ENGLISH, offers=[{"skill": "lua", "level": 4}]
+        )
+        learner = make_volunteer(
+            session, "learner", languages=ENGLISH, wants=[{"skill": "lua", "level": 2}]
+        )
+    # Every population counts as large here: `capex matching build` runs as a child.
+    builder = GenerationBuilder(factory, url, in_process_below=0)
+    service = MatchingService(
+        factory,
+        wait_for_first_build=False,
+        generations=Generations(tmp_path / "shared", build=builder),
+    )
+    service.start()
+    until(lambda: ready(service), "the child process should publish the first generation")
+    child = builder._child
+    assert child is not None
+    until(lambda: child.poll() is not None, "the child should end after publishing")
+    assert child.returncode == 0
+    assert matched(factory, service, learner.id) == [mentor.id]
+    service.stop()

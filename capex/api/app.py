@@ -41,8 +41,8 @@ from capex.db import engine_for, make_session_factory
 from capex.deps import Clock
 from capex.models.base import utcnow
 from capex.services import maintenance
-from capex.services.matches import MatchingService
-from capex.services.matching_index import Generations, postgres_dsn, subprocess_builder
+from capex.services.matches import GenerationBuilder, MatchingService
+from capex.services.matching_index import Generations, postgres_dsn
 from capex.services.stats_snapshot import StatsIndex
 from capex.web import routes as web_routes
 
@@ -69,7 +69,8 @@ def matching_service(
     if own_engine:
         if settings.matching_index_dir is not None:
             generations = Generations(
-                settings.matching_index_dir, build=subprocess_builder(settings.database_url)
+                settings.matching_index_dir,
+                build=GenerationBuilder(session_factory, settings.database_url),
             )
         if settings.matching_listen:
             listen_dsn = postgres_dsn(settings.database_url)

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -221,6 +225,54 @@ def build_generation(
     return meta
 
 
+class GenerationBuilder:
+    """Builds a host's next generation: in this process for a small population, in a process
+    of its own (``capex matching build``) from ``in_process_below`` volunteers on, so that
+    the build's transient memory (a million records' Python objects) goes back to the
+    system when it ends rather than staying in a worker. The child gets the database's
+    address through its environment, not its command line (which every user can read)."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        database_url: str,
+        *,
+        in_process_below: int = 20_000,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.session_factory = session_factory
+        self.database_url = database_url
+        self.in_process_below = in_process_below
+        self.clock = clock
+        self._child: subprocess.Popen[str] | None = None
+        self._stopped = False
+
+    def __call__(self, directory: Path) -> None:
+        with self.session_factory() as session:
+            population = session.scalar(select(func.count()).select_from(Volunteer)) or 0
+        if population < self.in_process_below:
+            build_generation(self.session_factory, Generations(directory), clock=self.clock)
+            return
+        environment = {**os.environ, "CAPEX_DATABASE_URL": self.database_url}
+        command = [sys.executable, "-m", "capex.cli", "matching", "build", str(directory)]
+        if self._stopped:
+            return
+        self._child = subprocess.Popen(
+            command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        _, errors = self._child.communicate()
+        if self._child.returncode != 0:
+            last = (errors.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"capex matching build exited {self._child.returncode}: {last}")
+
+    def stop(self) -> None:
+        """End a build under way in a child process (the server is stopping)."""
+        self._stopped = True
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.terminate()
+
+
 class MatchingNotReady(CapexError):
     """No matching index yet: the first is being built. Retry later."""
 
@@ -332,6 +384,8 @@ class MatchingService:
     def stop(self) -> None:
         if self.listener is not None:
             self.listener.stop()
+        if self.generations is not None:
+            self.generations.stop()
 
     def ready(self) -> bool:
         """Whether matches can be answered now (a readiness check asks this)."""

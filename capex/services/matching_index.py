@@ -3,9 +3,10 @@
 - ``Generations``: a folder of index files (``capex.matching.store``), numbered; a manifest
   names the newest. One process at a time builds the next (an exclusive ``flock``); every
   worker maps the newest copy-on-write, so the host holds the arrays once.
-- ``build_generation``: read every volunteer, build, write the next file, point the manifest
-  at it (``capex matching build`` runs it in a process of its own, whose memory goes back
-  to the system when it ends).
+- ``build_generation`` (in ``capex.services.matches``): read every volunteer, build, write the
+  next file, point the manifest at it; ``GenerationBuilder`` runs it in a process of its own
+  for a large population (``capex matching build``), whose memory goes back to the system
+  when it ends.
 - ``ChangeListener``: ``LISTEN`` on PostgreSQL for the statement-level triggers that
   migration 0011 put on ``volunteers`` and ``skills``: a committed change wakes the workers,
   instead of each polling the database twice a second.
@@ -18,8 +19,6 @@ import fcntl
 import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -135,6 +134,12 @@ class Generations:
             raise RuntimeError("this folder was opened without a way to build")
         self._build(self.directory)
 
+    def stop(self) -> None:
+        """End a build under way in another process, if the builder can."""
+        stop = getattr(self._build, "stop", None)
+        if callable(stop):
+            stop()
+
     def publish(self, index: MatchIndex, meta: GenerationMeta, *, headroom: float) -> Path:
         """Write ``index`` as generation ``meta.number``, name it in the manifest, and remove
         the files of older generations (a process still mapping one keeps its mapping)."""
@@ -159,26 +164,6 @@ class Generations:
             logger.warning("matching index file %s is unreadable; skipped", generation.path)
             return None
         return index, GenerationMeta.from_json(meta)
-
-
-def subprocess_builder(database_url: str) -> Callable[[Path], None]:
-    """A ``build`` for ``Generations`` that runs ``capex matching build DIR`` and waits.
-
-    The child gets the database's address through its environment, not its command line
-    (which every user of the host can read).
-    """
-
-    def build(directory: Path) -> None:
-        environment = {**os.environ, "CAPEX_DATABASE_URL": database_url}
-        command = [sys.executable, "-m", "capex.cli", "matching", "build", str(directory)]
-        finished = subprocess.run(
-            command, env=environment, capture_output=True, text=True, check=False
-        )
-        if finished.returncode != 0:
-            last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"capex matching build exited {finished.returncode}: {last}")
-
-    return build
 
 
 class ChangeListener:

@@ -32,6 +32,7 @@ from capex.deps import SessionDep
 from capex.errors import CapexError, Forbidden, Unauthorized
 from capex.models import Volunteer
 from capex.services import accounts, notifications
+from capex.services.matches import MatchingNotReady
 from capex.vocabulary import Role
 from capex.web import i18n, security
 from capex.web.i18n import N_, Language
@@ -249,6 +250,7 @@ ERROR_TITLES = {
     413: N_("What you sent is too large"),
     422: N_("Some of what you sent is not valid"),
     429: N_("Too many attempts"),
+    503: N_("Not available right now"),
 }
 
 
@@ -300,16 +302,25 @@ class HtmlRoute(APIRoute):
 
 
 def _capex_error_page(request: Request, error: CapexError) -> HTMLResponse:
-    response = error_page(request, error.status, error.detail)
+    detail = error.detail
+    if isinstance(error, MatchingNotReady):
+        detail = _visit_language(request).gettext(
+            "Matches are being prepared after a restart. Try again in %(seconds)d seconds.",
+            seconds=error.retry_after_seconds,
+        )
+    response = error_page(request, error.status, detail)
     if "Retry-After" in error.headers:
         response.headers["Retry-After"] = error.headers["Retry-After"]
     return response
 
 
-def _csrf_detail(request: Request) -> str:
+def _visit_language(request: Request) -> Language:
     visit = getattr(request.state, "visit", None)
-    language = visit.language if isinstance(visit, Visit) else _language_for(request, None)
-    return language.gettext(
+    return visit.language if isinstance(visit, Visit) else _language_for(request, None)
+
+
+def _csrf_detail(request: Request) -> str:
+    return _visit_language(request).gettext(
         "The form was not sent from this page, or it has expired. Go back, reload the page "
         "and send it again."
     )
