@@ -5,8 +5,8 @@ statement (PostgreSQL folds the same notification sent twice in one transaction 
 and delivers it only at commit), so each server's matching index catches up as soon as a
 change is committed instead of polling. SQLite has no notifications: its servers poll.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07 18:30:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0009"
+revision: str = "0011"
+down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
