@@ -29,10 +29,10 @@ from capex import __version__
 from capex.config import Settings
 from capex.db import CONNECTION_ERRORS, session_scope, unavailable
 from capex.deps import SessionDep
-from capex.errors import CapexError, Forbidden, Unauthorized
+from capex.errors import CapexError, Forbidden, Unauthorized, WriteLimitReached
 from capex.models import Volunteer
 from capex.services import accounts, notifications
-from capex.vocabulary import Role
+from capex.vocabulary import LimitScope, Role
 from capex.web import i18n, security
 from capex.web.i18n import N_, Language
 
@@ -252,17 +252,27 @@ ERROR_TITLES = {
 }
 
 
-def error_page(request: Request, status: int, detail: str | None) -> HTMLResponse:
+def _error_visit(request: Request) -> Visit:
     visit = getattr(request.state, "visit", None)
-    if not isinstance(visit, Visit):
-        factory = request.app.state.session_factory
-        try:
-            with session_scope(factory) as session:
-                visit = visit_for(request, session, refresh_unread=False)
-        except CONNECTION_ERRORS:
-            # The database is away (perhaps why this page is shown): an anonymous visit,
-            # the session cookie kept for when it is back.
-            visit = visit_for(request, None)
+    if isinstance(visit, Visit):
+        return visit
+    factory = request.app.state.session_factory
+    try:
+        with session_scope(factory) as session:
+            return visit_for(request, session, refresh_unread=False)
+    except CONNECTION_ERRORS:
+        # The database is away (perhaps why this page is shown): an anonymous visit,
+        # the session cookie kept for when it is back.
+        return visit_for(request, None)
+
+
+def error_page(
+    request: Request, status: int, detail: str | Callable[[Visit], str] | None
+) -> HTMLResponse:
+    """The error page of ``status``; ``detail`` may be written for the visit (its language)."""
+    visit = _error_visit(request)
+    if callable(detail):
+        detail = detail(visit)
     title = ERROR_TITLES.get(status, N_("Something went wrong"))
     return visit.render(
         "error.html", {"title": visit._(title), "detail": detail, "status": status}, status=status
@@ -290,17 +300,43 @@ class HtmlRoute(APIRoute):
                 outage = unavailable(error, settings.db_retry_after_seconds)
                 if outage is None:
                     raise
-                return _capex_error_page(request, outage)
+                return capex_error_page(request, outage)
             except CapexError as error:
-                return _capex_error_page(request, error)
+                return capex_error_page(request, error)
             except RequestValidationError:
                 return error_page(request, 400, None)
 
         return html_handler
 
 
-def _capex_error_page(request: Request, error: CapexError) -> HTMLResponse:
-    response = error_page(request, error.status, error.detail)
+# A write past a limit, said in the reader's language.
+WRITE_LIMIT_DETAILS = {
+    LimitScope.ACCOUNT: N_(
+        "This account may send at most %(limit)d changes every %(window)d seconds. "
+        "Try again in %(seconds)d seconds."
+    ),
+    LimitScope.ADDRESS: N_(
+        "Your network address may send at most %(limit)d changes every %(window)d seconds. "
+        "Try again in %(seconds)d seconds."
+    ),
+}
+
+
+def _detail_for(error: CapexError) -> str | Callable[[Visit], str]:
+    if isinstance(error, WriteLimitReached):
+        limit_reached = error
+        return lambda visit: visit._(
+            WRITE_LIMIT_DETAILS[limit_reached.scope],
+            limit=limit_reached.limit,
+            window=limit_reached.window_seconds,
+            seconds=limit_reached.retry_after_seconds,
+        )
+    return error.detail
+
+
+def capex_error_page(request: Request, error: CapexError) -> HTMLResponse:
+    """The page of a service's error: its status, its detail, its ``Retry-After``."""
+    response = error_page(request, error.status, _detail_for(error))
     if "Retry-After" in error.headers:
         response.headers["Retry-After"] = error.headers["Retry-After"]
     return response
