@@ -1,14 +1,16 @@
 """What the write limits cost a write, and how fast a refused write is answered.
 
-For each database (SQLite, PostgreSQL): a fresh database, ``capex serve --workers 1`` with
-the write limits off, then on (limits too high to be reached: every write is counted and
-accepted), then on with a limit of one write per account (every write after the first
-refused with 429). One volunteer, signed in, sends ``--writes`` sequential
-``PATCH /api/v1/me/profile`` on one kept-alive connection, then ``--clients`` threads send
-``--writes`` each at once (one connection each). The table prints the latency of the
-sequential writes (p50, p95) and the writes per second of the concurrent ones.
+For each database (SQLite, PostgreSQL), three ``capex serve --workers 1``, each on a fresh
+database of its own: the write limits off; on, with limits too high to be reached (every
+write counted and accepted); on, with one write per account (every write after the first
+refused with 429). One volunteer on each, signed in, sends ``PATCH /api/v1/me/profile``:
+``--writes`` one after the other on a kept-alive connection, then ``--clients`` threads at
+once (one connection each, ``--writes`` each). Each client takes the three servers in
+turn, write by write, so that the other work of a shared machine falls on the three alike.
+The table has the latency of each variant, alone and with the concurrent clients; and the
+cost of the counting itself, ``write_limits.count_write`` called in this process, beside it.
 
-    .venv/bin/python bench/write_limits.py [--writes 200] [--clients 8] [--databases ...]
+    .venv/bin/python bench/write_limits.py [--writes 200] [--clients 4] [--databases ...]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -27,6 +30,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from capex.config import Settings  # noqa: E402
+from capex.db import make_engine, make_session_factory  # noqa: E402
+from capex.models.base import utcnow  # noqa: E402
+from capex.services import write_limits  # noqa: E402
 from capex.testing import POSTGRES_ADMIN_URL, live_server, throwaway_database  # noqa: E402
 
 PASSWORD = "a long enough password"
@@ -39,6 +46,8 @@ VARIANTS = {
     "on, refused (429)": {
         "CAPEX_WRITE_LIMIT_PER_ACCOUNT": "1",
         "CAPEX_WRITE_LIMIT_PER_ADDRESS": "100000000",
+        # One window for the whole run: a new one would accept a write again.
+        "CAPEX_WRITE_LIMIT_WINDOW_SECONDS": "86400",
     },
 }
 BASE_ENV = {
@@ -62,82 +71,129 @@ def _sign_in(base: str, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
-def _write(client: httpx.Client, headers: dict[str, str], n: int) -> int:
+def _write(client: httpx.Client, headers: dict[str, str], n: int) -> tuple[int, float]:
+    started = time.perf_counter()
     answer = client.patch("/api/v1/me/profile", json={"bio": f"write {n}"}, headers=headers)
-    return answer.status_code
+    return answer.status_code, (time.perf_counter() - started) * 1000
 
 
-def measure(base: str, headers: dict[str, str], writes: int, clients: int) -> dict[str, object]:
-    statuses: Counter[int] = Counter()
-    latencies = []
-    with httpx.Client(base_url=base, timeout=60) as client:
-        _write(client, headers, -1)  # the connection made, the first write counted
-        for n in range(writes):
-            started = time.perf_counter()
-            statuses[_write(client, headers, n)] += 1
-            latencies.append((time.perf_counter() - started) * 1000)
+def _percentiles(latencies: list[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+    return statistics.median(ordered), ordered[max(0, int(len(ordered) * 0.95) - 1)]
+
+
+def measure(
+    servers: dict[str, tuple[str, dict[str, str]]], writes: int, clients: int
+) -> dict[str, dict[str, object]]:
+    """Per variant: p50/p95 alone and with ``clients`` at once (ms), and the statuses."""
+    alone: dict[str, list[float]] = {variant: [] for variant in servers}
+    together: dict[str, list[float]] = {variant: [] for variant in servers}
+    statuses: dict[str, Counter[int]] = {variant: Counter() for variant in servers}
     lock = threading.Lock()
 
-    def one_client() -> None:
-        with httpx.Client(base_url=base, timeout=60) as client:
+    def one_client(into: dict[str, list[float]]) -> None:
+        connections = {
+            variant: httpx.Client(base_url=base, timeout=60)
+            for variant, (base, _) in servers.items()
+        }
+        try:
             for n in range(writes):
-                status = _write(client, headers, n)
-                with lock:
-                    statuses[status] += 1
+                for variant, (_, headers) in servers.items():
+                    status, took = _write(connections[variant], headers, n)
+                    with lock:
+                        statuses[variant][status] += 1
+                        into[variant].append(took)
+        finally:
+            for connection in connections.values():
+                connection.close()
 
-    threads = [threading.Thread(target=one_client) for _ in range(clients)]
-    started = time.perf_counter()
+    # The one write that the variant of one write per account is allowed.
+    for base, headers in servers.values():
+        with httpx.Client(base_url=base, timeout=60) as client:
+            _write(client, headers, -1)
+    one_client(alone)
+    threads = [threading.Thread(target=one_client, args=(together,)) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
-    latencies.sort()
     return {
-        "p50": statistics.median(latencies),
-        "p95": latencies[int(len(latencies) * 0.95) - 1],
-        "per_second": clients * writes / elapsed,
-        "statuses": dict(sorted(statuses.items())),
+        variant: {
+            "alone": _percentiles(alone[variant]),
+            "together": _percentiles(together[variant]),
+            "statuses": dict(sorted(statuses[variant].items())),
+        }
+        for variant in servers
     }
+
+
+def counting_cost(url: str, calls: int) -> tuple[float, float]:
+    """p50/p95 of one ``count_write`` (a token looked up, two counts raised), in ms."""
+    engine = make_engine(url)
+    try:
+        factory = make_session_factory(engine)
+        settings = Settings(
+            database_url=url, write_limit_per_account=10**8, write_limit_per_address=10**8
+        )
+        latencies = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            write_limits.count_write(
+                factory, settings, token="no-such-token", address="192.0.2.1", now=utcnow()
+            )
+            latencies.append((time.perf_counter() - started) * 1000)
+        return _percentiles(latencies)
+    finally:
+        engine.dispose()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=200)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--postgres-admin-url", default=POSTGRES_ADMIN_URL)
     args = parser.parse_args()
-    rows = []
     work = Path(tempfile.mkdtemp(prefix="capex-bench-write-limits-"))
+    rows = []
     for backend in args.databases.split(","):
-        for variant, env in VARIANTS.items():
-            with (
-                throwaway_database(
-                    backend, work, prefix="capex_bench", admin_url=args.postgres_admin_url
-                ) as url,
-                live_server(
-                    url,
-                    workers=1,
-                    env={**BASE_ENV, **env},
-                    log=work / f"{backend}-serve.log",
-                    cwd=ROOT,
-                ) as server,
-            ):
-                headers = _sign_in(server.base, "writer")
-                found = measure(server.base, headers, args.writes, args.clients)
-            rows.append((backend, variant, found))
-            print(f"{backend:10} {variant:18} {found}", file=sys.stderr, flush=True)
+        with ExitStack() as stack:
+            servers = {}
+            for variant, env in VARIANTS.items():
+                url = stack.enter_context(
+                    throwaway_database(
+                        backend, work, prefix="capex_bench", admin_url=args.postgres_admin_url
+                    )
+                )
+                server = stack.enter_context(
+                    live_server(
+                        url,
+                        workers=1,
+                        env={**BASE_ENV, **env},
+                        log=work / f"{backend}-{len(servers)}-serve.log",
+                        cwd=ROOT,
+                    )
+                )
+                servers[variant] = (server.base, _sign_in(server.base, "writer"))
+            found = measure(servers, args.writes, args.clients)
+            cost = counting_cost(url, args.writes)
+        for variant, figures in found.items():
+            rows.append((backend, variant, figures))
+        rows.append((backend, "count_write alone, in process", {"alone": cost}))
     print(
-        f"\n{args.writes} sequential writes (one connection), then {args.clients} clients x "
-        f"{args.writes} writes at once; capex serve --workers 1\n"
+        f"\n{args.writes} writes one after the other, then {args.clients} clients at once "
+        f"({args.writes} writes each); capex serve --workers 1 per variant\n"
     )
-    print("| database | write limits | p50 ms | p95 ms | writes/s (concurrent) | statuses |")
-    print("|---|---|---:|---:|---:|---|")
-    for backend, variant, found in rows:
+    columns = ["database", "write limits", "p50 ms", "p95 ms", "p50 ms, clients at once"]
+    print("| " + " | ".join([*columns, "p95 ms", "statuses"]) + " |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    for backend, variant, figures in rows:
+        alone = figures["alone"]
+        together = figures.get("together")
+        shown = f"{together[0]:.1f} | {together[1]:.1f}" if together else " | "
         print(
-            f"| {backend} | {variant} | {found['p50']:.1f} | {found['p95']:.1f} | "
-            f"{found['per_second']:.0f} | {found['statuses']} |"
+            f"| {backend} | {variant} | {alone[0]:.1f} | {alone[1]:.1f} | {shown} | "
+            f"{figures.get('statuses', '')} |"
         )
     return 0
 
