@@ -54,7 +54,7 @@ def limited(database_url: str, session_factory: sessionmaker[Session], clock: Cl
     """A test client factory: the app with the write limits given, on the test's clock."""
     opened: list[TestClient] = []
 
-    def make(per_account: int, per_address: int) -> TestClient:
+    def make(per_account: int, per_address: int, address: str = "testclient") -> TestClient:
         settings = settings_for(
             database_url,
             write_limit_per_account=per_account,
@@ -63,7 +63,7 @@ def limited(database_url: str, session_factory: sessionmaker[Session], clock: Cl
         )
         app = create_app(settings, session_factory, clock=clock)
         app.state.matching.rebuild_in_background = False
-        client = TestClient(app, raise_server_exceptions=False)
+        client = TestClient(app, raise_server_exceptions=False, client=(address, 50000))
         opened.append(client.__enter__())
         return client
 
@@ -126,6 +126,17 @@ def test_another_account_from_the_same_address_writes_until_the_address_limit(
     registration = {"username": "cid", "email": "cid@example.org", "password": PASSWORD}
     _assert_refused(client.post("/api/v1/auth/register", json=registration), "address", 5, 50)
     assert session.scalar(select(func.count()).where(Volunteer.username == "cid")) == 0
+
+
+def test_each_address_has_a_count_of_its_own(limited, session, settings):
+    here = limited(per_account=0, per_address=1, address="192.0.2.1")
+    there = limited(per_account=0, per_address=1, address="2001:db8::7")
+    headers = auth_headers(session, settings, make_volunteer(session, "ada"))
+    assert _save_bio(here, headers, "from here").status_code == 200
+    _assert_refused(_save_bio(here, headers, "from here again"), "address", 1, 50)
+    assert _save_bio(there, headers, "from there").status_code == 200
+    _assert_refused(_save_bio(there, headers, "from there again"), "address", 1, 50)
+    assert _bio(here, headers) == "from there"
 
 
 def test_writes_are_accepted_again_when_the_window_has_passed(limited, clock, session, settings):
