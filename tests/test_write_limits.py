@@ -174,23 +174,27 @@ def test_a_web_form_past_the_limit_is_a_page_in_the_reader_s_language(limited, s
     shown = text_of(refused.text)
     assert "Tentativas demais" in shown
     assert (
-        "Esta conta pode enviar no máximo 1 alterações a cada 60 segundos. "
+        "Esta conta pode enviar no máximo 1 alteração a cada 60 segundos. "
         "Tente de novo em 50 segundos."
     ) in shown
     headers = auth_headers(session, settings, ada)
     assert _bio(client, headers) == "first"
 
 
-def test_a_web_form_past_the_address_limit_says_so_in_english(limited, session, settings):
-    client = limited(per_account=0, per_address=1)
+def test_a_web_form_past_the_address_limit_says_so_in_english(limited, clock, session, settings):
+    client = limited(per_account=0, per_address=2)
     form = {"language": "en", "next": "/"}
-    assert post_form(client, "/", form, action="/language").status_code == 303
+    for _ in range(2):
+        assert post_form(client, "/", form, action="/language").status_code == 303
     refused = post_form(client, "/", form, action="/language")
     assert refused.status_code == 429
     assert "Too many attempts" in text_of(refused.text)
     assert (
-        "Your network address may send at most 1 changes every 60 seconds. Try again in 50 seconds."
+        "Your network address may send at most 2 changes every 60 seconds. Try again in 50 seconds."
     ) in text_of(refused.text)
+    clock.advance(49.5)
+    last_second = post_form(client, "/", form, action="/language")
+    assert "Try again in 1 second." in text_of(last_second.text)
 
 
 def test_the_housekeeping_drops_the_counts_of_ended_windows(limited, clock, session, settings):

@@ -309,28 +309,35 @@ class HtmlRoute(APIRoute):
         return html_handler
 
 
-# A write past a limit, said in the reader's language.
-WRITE_LIMIT_DETAILS = {
-    LimitScope.ACCOUNT: N_(
-        "This account may send at most %(limit)d changes every %(window)d seconds. "
-        "Try again in %(seconds)d seconds."
-    ),
-    LimitScope.ADDRESS: N_(
-        "Your network address may send at most %(limit)d changes every %(window)d seconds. "
-        "Try again in %(seconds)d seconds."
-    ),
-}
+def _write_limit_detail(visit: Visit, error: WriteLimitReached) -> str:
+    """Which write limit was reached, and when to try again, in the reader's language."""
+    language = visit.language
+    if error.scope is LimitScope.ACCOUNT:
+        allowed = language.ngettext(
+            "This account may send at most %(num)d change every %(window)d seconds.",
+            "This account may send at most %(num)d changes every %(window)d seconds.",
+            error.limit,
+            window=error.window_seconds,
+        )
+    else:
+        allowed = language.ngettext(
+            "Your network address may send at most %(num)d change every %(window)d seconds.",
+            "Your network address may send at most %(num)d changes every %(window)d seconds.",
+            error.limit,
+            window=error.window_seconds,
+        )
+    retry = language.ngettext(
+        "Try again in %(num)d second.",
+        "Try again in %(num)d seconds.",
+        error.retry_after_seconds,
+    )
+    return f"{allowed} {retry}"
 
 
 def _detail_for(error: CapexError) -> str | Callable[[Visit], str]:
     if isinstance(error, WriteLimitReached):
         limit_reached = error
-        return lambda visit: visit._(
-            WRITE_LIMIT_DETAILS[limit_reached.scope],
-            limit=limit_reached.limit,
-            window=limit_reached.window_seconds,
-            seconds=limit_reached.retry_after_seconds,
-        )
+        return lambda visit: _write_limit_detail(visit, limit_reached)
     return error.detail
 
 
