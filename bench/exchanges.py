@@ -139,6 +139,9 @@ def server(url: str, workers: int, log: Path) -> Iterator[tuple[str, int]]:
         "CAPEX_ENVIRONMENT": "development",
         # No access log line per request; errors (a 500's traceback) are still written.
         "CAPEX_LOG_LEVEL": "WARNING",
+        # Every client writes from this one address, as fast as it can: no write limits.
+        "CAPEX_WRITE_LIMIT_PER_ACCOUNT": "0",
+        "CAPEX_WRITE_LIMIT_PER_ADDRESS": "0",
         "PYTHONPATH": str(ROOT),
     }
     with testing.live_server(

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=15 * 60, ge=1)
     login_max_failures_per_username: int = Field(default=5, ge=1)
     login_max_failures_per_address: int = Field(default=20, ge=1)
+    # Write limits: every POST, PUT, PATCH and DELETE (API and web forms) counts against its
+    # account (when signed in) and its client address; past either in a fixed window of
+    # this many seconds it is answered 429 until the window ends. 0 turns a limit off.
+    write_limit_window_seconds: int = Field(default=60, ge=1, le=24 * 3600)
+    write_limit_per_account: int = Field(default=60, ge=0)
+    write_limit_per_address: int = Field(default=600, ge=0)
     log_level: str = "INFO"
     # While the database is unreachable every request that needs it is answered 503 within
     # about these: a new connection gives up after the first (PostgreSQL; SQLite keeps its

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from capex.vocabulary import LimitScope
+
 
 class CapexError(Exception):
     """Base of every error a use case raises on purpose."""
@@ -52,6 +54,23 @@ class TooManyRequests(CapexError):
     def __init__(self, detail: str, retry_after_seconds: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_seconds))})
         self.retry_after_seconds = retry_after_seconds
+
+
+class WriteLimitReached(TooManyRequests):
+    """A write past the write limit of its account or its address in the current window."""
+
+    def __init__(
+        self, scope: LimitScope, limit: int, window_seconds: int, retry_after_seconds: int
+    ) -> None:
+        retry = max(1, retry_after_seconds)
+        super().__init__(
+            f"too many writes from this {scope}: at most {limit} every {window_seconds} "
+            f"seconds per {scope}; try again in {retry} seconds",
+            retry,
+        )
+        self.scope = scope
+        self.limit = limit
+        self.window_seconds = window_seconds
 
 
 class DatabaseUnavailable(CapexError):

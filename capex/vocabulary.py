@@ -109,6 +109,13 @@ class NotificationKind(StrEnum):
     MENTOR_REMINDER = "mentor_reminder"
 
 
+class LimitScope(StrEnum):
+    """What a write limit counts writes by: the signed-in account, or the client address."""
+
+    ACCOUNT = "account"
+    ADDRESS = "address"
+
+
 def sql_in(column: str, members: Iterable[StrEnum]) -> str:
     """The SQL text "``column`` IN ('a', 'b', ...)", for check constraints and partial indexes."""
     listed = ", ".join(f"'{member.value}'" for member in members)

@@ -84,18 +84,22 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:
     """Settings for a test app on ``database_url``: no background work beside the test."""
-    return Settings(
-        environment="test",
-        database_url=database_url,
-        secret_key="test-secret-key-that-is-long-enough-0123456789",
-        log_level="WARNING",
+    defaults: dict[str, Any] = {
+        "environment": "test",
+        "database_url": database_url,
+        "secret_key": "test-secret-key-that-is-long-enough-0123456789",
+        "log_level": "WARNING",
         # The tests share one connection per test: no background index build beside them.
-        warm_matching_index=False,
-        periodic_tasks=False,
+        "warm_matching_index": False,
+        "periodic_tasks": False,
         # Statistics taken afresh for each answer: a test reads what it just did.
-        stats_max_age_seconds=0,
-        **overrides,
-    )
+        "stats_max_age_seconds": 0,
+        # Every test client writes from one address, faster than any person: the write
+        # limits are off unless a test turns them on (tests/test_write_limits.py).
+        "write_limit_per_account": 0,
+        "write_limit_per_address": 0,
+    }
+    return Settings(**{**defaults, **overrides})
 
 
 @pytest.fixture

@@ -21,6 +21,10 @@ TEST_ENVIRONMENT = {
     "CAPEX_ENVIRONMENT": "test",
     "CAPEX_SECRET_KEY": "live-test-secret-key-0123456789abcdef",
     "CAPEX_LOG_LEVEL": "WARNING",
+    # The live tests write from one address as fast as they can, as no person does: the
+    # write limits are off unless a test turns them on (tests/test_write_limits.py).
+    "CAPEX_WRITE_LIMIT_PER_ACCOUNT": "0",
+    "CAPEX_WRITE_LIMIT_PER_ADDRESS": "0",
 }
 
 

@@ -170,6 +170,22 @@ def test_writes_document_the_409_of_a_lost_race(document):
     assert undocumented == []
 
 
+def test_writes_document_the_429_of_the_write_limits(document):
+    undocumented = [
+        (method, path)
+        for method, path, operation in operations(document)
+        if method in ("POST", "PUT", "PATCH", "DELETE")
+        and "Retry-After" not in operation["responses"].get("429", {}).get("headers", {})
+    ]
+    assert undocumented == []
+    reads = [
+        path
+        for method, path, operation in operations(document)
+        if method == "GET" and "429" in operation["responses"]
+    ]
+    assert reads == []
+
+
 def test_meeting_times_document_their_parameters_and_the_calendar_answer(document):
     operation = document["paths"]["/api/v1/exchanges/{exchange_id}/meeting-times"]["get"]
     parameters = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}

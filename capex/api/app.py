@@ -21,6 +21,7 @@ from capex.api.middleware import (
     BodyLimits,
     HeadAsGetMiddleware,
     SecurityHeadersMiddleware,
+    WriteLimitMiddleware,
     security_headers,
 )
 from capex.api.routes import (
@@ -165,9 +166,11 @@ def create_app(
     docs_pages.install(app)
     app.include_router(web_routes.router)
     app.mount(WEB_ASSETS, StaticFiles(directory=web_routes.STATIC), name="web-assets")
-    # The first added runs innermost: an unexpected error is answered 500 there as any
+    # The first added runs innermost: a write is counted against its limits once its body
+    # is read (and within the bounds), an unexpected error is answered 500 there as any
     # other answer, HEAD is answered as GET by the routes, the body limits apply before any
-    # route reads, the log sees every answer, 413 included.
+    # route reads, the log sees every answer, 413 and 429 included.
+    app.add_middleware(WriteLimitMiddleware, api_prefix=API_PREFIX)
     app.add_middleware(problems.UnexpectedErrorMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(BodyLimitMiddleware, limits=BodyLimits(max_bytes=settings.max_body_bytes))

@@ -1,6 +1,6 @@
-"""The HTTP layer around the routes: body limits, security headers.
+"""The HTTP layer around the routes: body limits, write limits, security headers.
 
-Both are plain ASGI middleware (no BaseHTTPMiddleware: it would buffer responses and run
+All are plain ASGI middleware (no BaseHTTPMiddleware: it would buffer responses and run
 the app in another task).
 """
 
@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from capex.api.problems import problem
+from capex.config import Settings
+from capex.db import CONNECTION_ERRORS, unavailable
+from capex.errors import CapexError
+from capex.services import write_limits
+from capex.web import security
+from capex.web.pages import capex_error_page
 
 
 @dataclass(frozen=True)
@@ -147,6 +156,70 @@ def _too_many_members(limits: BodyLimits) -> str:
 
 _OPENING = frozenset(b"[{")
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class WriteLimitMiddleware:
+    """Count every write against its account and its client address before the app sees it.
+
+    A write through the JSON API (under ``api_prefix``) is counted for the volunteer of its
+    bearer token, any other (the web client's forms) for the volunteer of its session
+    cookie; both for the connection's address (the proxy's client, when the proxy is
+    trusted). Past a limit it is answered 429 with ``Retry-After`` (problem+json, or the
+    web client's page in the reader's language) and never reaches the app, so nothing of it
+    is written. The count commits before the request's own transaction begins (see
+    ``capex.services.write_limits``). A database that cannot be reached to count is
+    answered 503, as the app itself would answer the write.
+    """
+
+    def __init__(self, app: ASGIApp, api_prefix: str) -> None:
+        self.app = app
+        self.api_prefix = api_prefix.rstrip("/") + "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        settings: Settings = request.app.state.settings
+        if not write_limits.limits_on(settings):
+            await self.app(scope, receive, send)
+            return
+        api = scope["path"].startswith(self.api_prefix)
+        try:
+            await run_in_threadpool(
+                write_limits.count_write,
+                request.app.state.session_factory,
+                settings,
+                token=_bearer(request) if api else request.cookies.get(security.SESSION_COOKIE),
+                address=request.client.host if request.client else "unknown",
+                now=request.app.state.clock(),
+            )
+        except CapexError as error:
+            await (await _refusal(request, error, api=api))(scope, receive, send)
+            return
+        except CONNECTION_ERRORS as error:
+            outage = unavailable(error, settings.db_retry_after_seconds)
+            if outage is None:
+                raise
+            await (await _refusal(request, outage, api=api))(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+async def _refusal(request: Request, error: CapexError, *, api: bool) -> Response:
+    if api:
+        return problem(error.status, error.detail, title=error.title, headers=error.headers)
+    return await run_in_threadpool(capex_error_page, request, error)
 
 
 class SecurityHeadersMiddleware:

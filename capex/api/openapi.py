@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from pydantic import BaseModel
 
 from capex.api.deps import get_coordinator, get_session, get_session_factory, get_token
+from capex.api.middleware import WRITE_METHODS
 from capex.api.problems import PROBLEM_JSON
 from capex.schemas.common import Problem, body_models
 
@@ -35,7 +36,8 @@ MEANINGS = {
     " read and retry.",
     413: "The body is larger than the server accepts.",
     422: "A parameter or a field of the body breaks a rule; `errors` names each one.",
-    429: "Too many failed attempts; retry after the seconds that `Retry-After` gives.",
+    429: "Too many writes from this account or this address (the write limits), or too many"
+    " failed sign-ins; retry after the seconds that `Retry-After` gives.",
     503: "The database is not answering, or too busy to answer in time; retry after the"
     " seconds that `Retry-After` gives.",
 }
@@ -49,7 +51,7 @@ HEADERS: dict[int, dict[str, Any]] = {
     },
     429: {
         "Retry-After": {
-            "description": "seconds until another attempt may succeed",
+            "description": "whole seconds until another attempt (another write) is accepted",
             "schema": {"type": "integer", "minimum": 1},
         }
     },
@@ -135,6 +137,9 @@ def error_statuses(route: RouteContext, method: str, operation: dict[str, Any]) 
     if uses_database and method not in ("GET", "HEAD"):
         # A write the database refuses (a unique index, a check) is answered 409.
         statuses.add(409)
+    if method in WRITE_METHODS:
+        # Every write is counted against the write limits, in the database.
+        statuses |= {429, 503}
     return statuses
 
 

@@ -1,6 +1,6 @@
 """ORM tables, one module per aggregate; importing this package registers them all."""
 
-from capex.models.auth import AccessToken, LoginFailure, PasswordReset
+from capex.models.auth import AccessToken, LoginFailure, PasswordReset, WriteCount
 from capex.models.base import Base
 from capex.models.exchange import (
     Exchange,
@@ -41,4 +41,5 @@ __all__ = [
     "SkillWant",
     "Volunteer",
     "VolunteerLanguage",
+    "WriteCount",
 ]

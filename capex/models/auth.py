@@ -1,10 +1,11 @@
-"""Access tokens (stored as keyed hashes) and failed sign-ins (for throttling)."""
+"""Access tokens (stored as keyed hashes), failed sign-ins (for throttling), writes counted
+(for the write limits)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from capex.models.base import Base, UTCDateTime, utcnow
@@ -48,3 +49,17 @@ class PasswordReset(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WriteCount(Base):
+    """How many writes one subject (``account:<id>`` or ``address:<ip>``) made in one window.
+
+    Counted with one atomic upsert per write (``capex.services.write_limits``), so that every
+    worker process and every host shares the count; windows that ended are pruned.
+    """
+
+    __tablename__ = "write_counts"
+
+    subject: Mapped[str] = mapped_column(String(80), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True, index=True)
+    writes: Mapped[int] = mapped_column(Integer)

@@ -9,16 +9,19 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from capex.config import Settings
-from capex.services import accounts, exchanges, notifications
+from capex.models.base import utcnow
+from capex.services import accounts, exchanges, notifications, write_limits
 
 logger = logging.getLogger("capex.maintenance")
 EXPIRY_BATCH = 500
 
 
 def run_once(session_factory: sessionmaker[Session], settings: Settings) -> int:
-    """Drop expired tokens and sign-in failures that left the throttling window."""
+    """Drop expired tokens, sign-in failures that left the throttling window and the write
+    counts of windows that ended."""
     with session_factory() as session, session.begin():
-        return accounts.purge_expired(session, settings)
+        purged = accounts.purge_expired(session, settings)
+        return purged + write_limits.prune(session, settings, utcnow())
 
 
 def expire_requests(session_factory: sessionmaker[Session], settings: Settings) -> int:

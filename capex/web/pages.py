@@ -29,11 +29,11 @@ from capex import __version__
 from capex.config import Settings
 from capex.db import CONNECTION_ERRORS, session_scope, unavailable
 from capex.deps import SessionDep
-from capex.errors import CapexError, Forbidden, Unauthorized
+from capex.errors import CapexError, Forbidden, Unauthorized, WriteLimitReached
 from capex.models import Volunteer
 from capex.services import accounts, notifications
 from capex.services.matches import MatchingNotReady
-from capex.vocabulary import Role
+from capex.vocabulary import LimitScope, Role
 from capex.web import i18n, security
 from capex.web.i18n import N_, Language
 
@@ -254,17 +254,27 @@ ERROR_TITLES = {
 }
 
 
-def error_page(request: Request, status: int, detail: str | None) -> HTMLResponse:
+def _error_visit(request: Request) -> Visit:
     visit = getattr(request.state, "visit", None)
-    if not isinstance(visit, Visit):
-        factory = request.app.state.session_factory
-        try:
-            with session_scope(factory) as session:
-                visit = visit_for(request, session, refresh_unread=False)
-        except CONNECTION_ERRORS:
-            # The database is away (perhaps why this page is shown): an anonymous visit,
-            # the session cookie kept for when it is back.
-            visit = visit_for(request, None)
+    if isinstance(visit, Visit):
+        return visit
+    factory = request.app.state.session_factory
+    try:
+        with session_scope(factory) as session:
+            return visit_for(request, session, refresh_unread=False)
+    except CONNECTION_ERRORS:
+        # The database is away (perhaps why this page is shown): an anonymous visit,
+        # the session cookie kept for when it is back.
+        return visit_for(request, None)
+
+
+def error_page(
+    request: Request, status: int, detail: str | Callable[[Visit], str] | None
+) -> HTMLResponse:
+    """The error page of ``status``; ``detail`` may be written for the visit (its language)."""
+    visit = _error_visit(request)
+    if callable(detail):
+        detail = detail(visit)
     title = ERROR_TITLES.get(status, N_("Something went wrong"))
     return visit.render(
         "error.html", {"title": visit._(title), "detail": detail, "status": status}, status=status
@@ -292,23 +302,56 @@ class HtmlRoute(APIRoute):
                 outage = unavailable(error, settings.db_retry_after_seconds)
                 if outage is None:
                     raise
-                return _capex_error_page(request, outage)
+                return capex_error_page(request, outage)
             except CapexError as error:
-                return _capex_error_page(request, error)
+                return capex_error_page(request, error)
             except RequestValidationError:
                 return error_page(request, 400, None)
 
         return html_handler
 
 
-def _capex_error_page(request: Request, error: CapexError) -> HTMLResponse:
-    detail = error.detail
-    if isinstance(error, MatchingNotReady):
-        detail = _visit_language(request).gettext(
-            "Matches are being prepared after a restart. Try again in %(seconds)d seconds.",
-            seconds=error.retry_after_seconds,
+def _write_limit_detail(visit: Visit, error: WriteLimitReached) -> str:
+    """Which write limit was reached, and when to try again, in the reader's language."""
+    language = visit.language
+    if error.scope is LimitScope.ACCOUNT:
+        allowed = language.ngettext(
+            "This account may send at most %(num)d change every %(window)d seconds.",
+            "This account may send at most %(num)d changes every %(window)d seconds.",
+            error.limit,
+            window=error.window_seconds,
         )
-    response = error_page(request, error.status, detail)
+    else:
+        allowed = language.ngettext(
+            "Your network address may send at most %(num)d change every %(window)d seconds.",
+            "Your network address may send at most %(num)d changes every %(window)d seconds.",
+            error.limit,
+            window=error.window_seconds,
+        )
+    retry = language.ngettext(
+        "Try again in %(num)d second.",
+        "Try again in %(num)d seconds.",
+        error.retry_after_seconds,
+    )
+    return f"{allowed} {retry}"
+
+
+def _detail_for(error: CapexError) -> str | Callable[[Visit], str]:
+    if isinstance(error, WriteLimitReached):
+        limit_reached = error
+        return lambda visit: _write_limit_detail(visit, limit_reached)
+    if isinstance(error, MatchingNotReady):
+        seconds = error.retry_after_seconds
+        return lambda visit: visit.language.gettext(
+            "Matches are being prepared after a restart. Try again in %(seconds)d seconds.",
+            seconds=seconds,
+        )
+    return error.detail
+
+
+def capex_error_page(request: Request, error: CapexError) -> HTMLResponse:
+    """The page of a service's error: its status, its detail, its ``Retry-After``."""
+    response = error_page(request, error.status, _detail_for(error))
     if "Retry-After" in error.headers:
         response.headers["Retry-After"] = error.headers["Retry-After"]
     return response
