@@ -221,11 +221,19 @@ def test_postgresql_wakes_the_index_with_no_polling(tmp_path):
             learner = make_volunteer(
                 session, "learner", languages=ENGLISH, wants=[{"skill": "lua", "level": 2}]
             )
-        # Queries never poll here: an hour between polls, and none at all while listening.
-        service = MatchingService(factory, poll_interval=3600, listen_dsn=postgres_dsn(url))
+        # Polls due at every query, were it not for the listener.
+        service = MatchingService(factory, poll_interval=0, listen_dsn=postgres_dsn(url))
+        polls = []
+        poll = service._poll
+        service._poll = lambda state: (polls.append(state), poll(state))
         service.start()
         until(lambda: service.listening, "the service should listen")
-        assert matched(factory, service, learner.id) == []
+        time.sleep(0.5)  # the catch-up that follows each connection
+        quiet = len(polls)
+        for _ in range(20):
+            assert matched(factory, service, learner.id) == []
+        time.sleep(2.5)  # two ticks of the listener
+        assert len(polls) == quiet, "nothing changed: neither the queries nor the ticks poll"
         woken = service.listener.wakeups
 
         with factory() as session:
@@ -239,6 +247,7 @@ def test_postgresql_wakes_the_index_with_no_polling(tmp_path):
             seconds=10,
         )
         assert service.listener.wakeups > woken
+        assert len(polls) > quiet
         service.stop()
         assert not service.listening
     finally:

@@ -423,7 +423,7 @@ class MatchingService:
         if state is None:
             state = self._first_state()
         if not self.listening:
-            self._maintain(state)
+            self._maintain(state, poll=True)
         return self._state or state
 
     def _first_state(self) -> _State:
@@ -442,9 +442,9 @@ class MatchingService:
             self._rebuild(next_week_start(self.clock()))
             raise MatchingNotReady(self.retry_after_seconds)
 
-    def _maintain(self, state: _State) -> None:
+    def _maintain(self, state: _State, *, poll: bool) -> None:
         """What a query does when nobody listens, and the listener every tick: a new week,
-        a newer shared generation, a due poll."""
+        a newer shared generation, and (for a query) a due poll."""
         week_start = next_week_start(self.clock())
         if state.week_start != week_start:
             if self.generations is None:
@@ -460,6 +460,8 @@ class MatchingService:
                     finally:
                         self._polling.release()
                 return
+        if not poll:
+            return
         if time.monotonic() - state.polled_at >= self.poll_interval and self._polling.acquire(
             blocking=False
         ):
@@ -484,7 +486,7 @@ class MatchingService:
             with contextlib.suppress(MatchingNotReady):
                 self._current()
         else:
-            self._maintain(state)
+            self._maintain(state, poll=False)
 
     # -- private builds ----------------------------------------------------------------------
 
