@@ -7,7 +7,9 @@ PostgreSQL here is a cluster of this script's own (``initdb`` into ``--cluster-d
 default under the temporary directory, started with ``pg_ctl`` on ``--port``; as root, both
 run as the ``postgres`` user through ``runuser``), never the shared one on 5432, which
 other work uses. The cluster's data directory is kept, with its template database, so that
-later runs start in seconds; it is stopped at the end.
+later runs start in seconds; it is stopped at the end. The template is copied from the
+shared cluster when ``bench/load.py`` has made it there (``--template-from``), else made
+with ``capex demo`` as there.
 
 The scenarios, each on a fresh copy of the template and a fresh ``capex serve --workers W``
 on a fixed port, with ``--clients`` locust users for ``--duration`` seconds:
@@ -42,25 +44,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load import (  # noqa: E402
+    DEFAULT_POSTGRES,
     SERVER_START_SECONDS,
     Checks,
+    admin_connect,
     arguments,
     check_statistics,
     check_tables,
     choose_cast,
     database_copy,
     database_now,
+    database_url,
     ensure_template,
     machine,
     outcome,
     read_journal,
     server_environment,
     start_locust,
+    template_name,
 )
 
 from capex import testing  # noqa: E402
@@ -132,6 +140,48 @@ class OwnCluster:
 
     def stop(self) -> None:
         self._run(str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+def copy_template(source_admin_url: str, cluster: OwnCluster, name: str) -> bool:
+    """Copy the template ``name`` from another cluster (the one ``bench/load.py`` filled)
+    with ``pg_dump | pg_restore``, faster than making it again; whether there was one."""
+    with admin_connect(source_admin_url) as connection:
+        if not connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+        ).fetchone():
+            return False
+    building = f"{name}_building"
+    with admin_connect(cluster.admin_url) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{building}"')
+    print(f"template {name}: copied from {source_admin_url} with pg_dump | pg_restore")
+    started = time.monotonic()
+    dump = subprocess.Popen(
+        [str(POSTGRES_BIN / "pg_dump"), "-Fc", "-Z0", "-d", admin_dsn_for(source_admin_url, name)],
+        stdout=subprocess.PIPE,
+    )
+    subprocess.run(
+        [
+            str(POSTGRES_BIN / "pg_restore"),
+            "--no-owner",
+            "-d",
+            admin_dsn_for(cluster.admin_url, building),
+        ],
+        stdin=dump.stdout,
+        check=True,
+    )
+    if dump.wait() != 0:
+        raise RuntimeError(f"pg_dump of {name} failed")
+    with psycopg.connect(admin_dsn_for(cluster.admin_url, building), autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE")
+    with admin_connect(cluster.admin_url) as connection:
+        connection.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+    print(f"template {name}: copied in {time.monotonic() - started:.0f} s")
+    return True
+
+
+def admin_dsn_for(admin_url: str, database: str) -> str:
+    return testing.admin_dsn(database_url(admin_url, database))
 
 
 # -- a server that can be stopped and started on one port --------------------------------------
@@ -338,6 +388,11 @@ def main() -> int:
         "--cluster-dir", type=Path, default=Path(tempfile.gettempdir()) / "capex-faults-pg15"
     )
     parser.add_argument("--port", type=int, default=55432, help="the own cluster's port")
+    parser.add_argument(
+        "--template-from",
+        default=DEFAULT_POSTGRES,
+        help="a cluster to copy the template from when it has one (bench/load.py's); '' for none",
+    )
     args = parser.parse_args()
     scenarios = [name for name in args.scenarios.split(",") if name]
     if unknown := set(scenarios) - set(SCENARIOS):
@@ -351,6 +406,12 @@ def main() -> int:
         cluster.start()
     reports = []
     try:
+        name = template_name(args.volunteers, exchanges, args.seed)
+        with admin_connect(cluster.admin_url) as connection:
+            found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            have = found.fetchone() is not None
+        if not have and args.template_from:
+            copy_template(args.template_from, cluster, name)
         template = ensure_template(cluster.admin_url, args.volunteers, exchanges, args.seed)
         for scenario in scenarios:
             if not cluster.running():
