@@ -298,7 +298,7 @@ def run_scenario(
             report.records = read_journal(journal)
             report.checks = check_tables(url, report.records, since)
             problems, notes = check_statistics(
-                server.base, url, coordinator, ended, args.stats_max_age
+                server.base, url, coordinator, ended, args.stats_max_age, args.workers
             )
             report.checks.problems += problems
             report.checks.notes += notes

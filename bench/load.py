@@ -678,10 +678,13 @@ def parse_time(value: str) -> datetime:
 
 
 def check_statistics(
-    base: str, url: str, coordinator: str, load_ended: float, max_age: float
+    base: str, url: str, coordinator: str, load_ended: float, max_age: float, workers: int
 ) -> tuple[list[str], list[str]]:
     """The coordinators' overview and funnel, once newer than the load, against SQL; the
-    problems, and what was compared (in words)."""
+    problems, and what was compared (in words).
+
+    Each worker keeps its own snapshot: every question goes on a new connection, until each
+    has been answered at least twice and by every worker (or the time is up)."""
     problems: list[str] = []
     compared: list[str] = []
     ttl = Settings().request_ttl_days
@@ -692,16 +695,23 @@ def check_statistics(
         signed.raise_for_status()
         client.headers["Authorization"] = f"Bearer {signed.json()['access_token']}"
         answers: dict[str, list[dict[str, Any]]] = {"overview": [], "funnel": []}
+        answered_by: dict[str, set[str]] = {name: set() for name in answers}
         deadline = time.time() + 3 * max_age + 60
-        # Enough answers newer than the load that both workers' snapshots are likely seen.
-        while any(len(found) < 4 for found in answers.values()) and time.time() < deadline:
+
+        def enough(name: str) -> bool:
+            return len(answers[name]) >= 2 and len(answered_by[name]) >= workers
+
+        while not all(enough(name) for name in answers) and time.time() < deadline:
             for name in answers:
-                answer = client.get(f"/stats/{name}")
+                answer = client.get(f"/stats/{name}", headers={"Connection": "close"})
                 answer.raise_for_status()
                 body = answer.json()
-                if parse_time(body["as_of"]).timestamp() > load_ended + 0.5:
+                worker = answer.headers.get("X-Capex-Worker", "")
+                fresh = parse_time(body["as_of"]).timestamp() > load_ended + 0.5
+                if fresh and (worker not in answered_by[name] or len(answers[name]) < 2):
                     answers[name].append(body)
-            time.sleep(0.5)
+                    answered_by[name].add(worker)
+            time.sleep(0.2)
     if any(not found for found in answers.values()):
         return [f"no statistics newer than the load within {3 * max_age + 60:.0f} s"], compared
     engine = make_engine(url)
@@ -734,7 +744,8 @@ def check_statistics(
         engine.dispose()
     compared.append(
         f"{len(answers['overview'])} overviews and {len(answers['funnel'])} funnels newer than "
-        f"the load against SQL: {last['volunteers']} volunteers, {last['mentors']} mentors, "
+        f"the load, from {len(answered_by['overview'] | answered_by['funnel'])} workers, "
+        f"against SQL: {last['volunteers']} volunteers, {last['mentors']} mentors, "
         f"{last['learners']} learners, exchanges {last['exchanges']}, funnel {last['funnel']}"
     )
     return problems, compared
@@ -865,7 +876,7 @@ def main() -> int:
             records = read_journal(run.journal)
             checks = check_tables(url, records, since)
             stat_problems, stat_notes = check_statistics(
-                live.base, url, coordinator, run.ended, args.stats_max_age
+                live.base, url, coordinator, run.ended, args.stats_max_age, args.workers
             )
             checks.problems += stat_problems
             checks.notes += stat_notes
