@@ -12,7 +12,8 @@ shared cluster when ``bench/load.py`` has made it there (``--template-from``), e
 with ``capex demo`` as there.
 
 The scenarios, each on a fresh copy of the template and a fresh ``capex serve --workers W``
-on a fixed port, with ``--clients`` locust users for ``--duration`` seconds:
+(or uvicorn with ``--healthcheck-timeout``, as in ``bench/load.py``) on a fixed port, with
+``--clients`` locust users for ``--duration`` seconds:
 
 - ``outage``: in the middle of the run, PostgreSQL is stopped (``pg_ctl stop -m fast``) for
   ``--outage`` seconds and started again;
@@ -40,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,12 +68,13 @@ from load import (  # noqa: E402
     machine,
     outcome,
     read_journal,
+    server_command,
     server_environment,
     start_locust,
     template_name,
 )
 
-from capex import testing  # noqa: E402
+from capex import migrate, testing  # noqa: E402
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 SCENARIOS = ("outage", "sigterm")
@@ -190,10 +193,12 @@ def admin_dsn_for(admin_url: str, database: str) -> str:
 class Server:
     """``capex serve --workers W`` on a fixed port, restartable."""
 
-    def __init__(self, url: str, workers: int, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, url: str, command: Callable[[int], list[str]], env: dict[str, str], log: Path
+    ) -> None:
         self.port = testing.free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.command = testing.capex_serve(workers)(self.port)
+        self.command = command(self.port)
         self.environment = {**os.environ, "CAPEX_DATABASE_URL": url, **env}
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
@@ -259,7 +264,9 @@ def run_scenario(
         since = database_now(url)
         log = workdir / f"{scenario}-server.log"
         log.unlink(missing_ok=True)
-        server = Server(url, args.workers, server_environment(args.stats_max_age), log)
+        migrate.upgrade(url)  # the template may be older than the code
+        command = server_command(args.workers, args.healthcheck_timeout)
+        server = Server(url, command, server_environment(args.stats_max_age), log)
         server.start()
         try:
             time.sleep(3)  # the workers' first index builds, started at boot

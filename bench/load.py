@@ -14,9 +14,10 @@ What it does:
    skills, chained so that each one's matches as a learner list the next one (asked of
    ``MatchingService`` over the copy), so that requests reach mentors who are also clients
    and get accepted and completed. One more demo volunteer becomes a coordinator.
-3. ``capex serve --workers W`` on the copy (log level WARNING: no access log; write rate
-   limits off, ``CAPEX_WRITE_LIMIT_PER_ACCOUNT=0`` and ``..._PER_ADDRESS=0``; statistics
-   at most ``--stats-max-age`` seconds old).
+3. ``capex serve --workers W`` on the copy (or, with ``--healthcheck-timeout S``, the same
+   app under ``uvicorn --timeout-worker-healthcheck S``: see ``server_command``; log level
+   WARNING: no access log; write rate limits off, ``CAPEX_WRITE_LIMIT_PER_ACCOUNT=0`` and
+   ``..._PER_ADDRESS=0``; statistics at most ``--stats-max-age`` seconds old).
 4. ``locust -f bench/locustfile.py --headless`` in a subprocess: one user per client, no
    think time, for ``--duration`` seconds (see the locustfile for the mix). Its CSV gives
    the table (requests/s and p50/p95/p99 per endpoint); its journal (one line per request)
@@ -49,7 +50,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -65,7 +66,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from capex import testing  # noqa: E402
+from capex import migrate, testing  # noqa: E402
 from capex.config import Settings  # noqa: E402
 from capex.db import make_engine, make_session_factory  # noqa: E402
 from capex.services.exchanges import OPENING, TRANSITIONS  # noqa: E402
@@ -259,6 +260,29 @@ def server_environment(stats_max_age: float) -> dict[str, str]:
         "CAPEX_STATS_MAX_AGE_SECONDS": str(stats_max_age),
         "PYTHONPATH": str(ROOT),
     }
+
+
+def server_command(workers: int, healthcheck_timeout: float | None) -> Callable[[int], list[str]]:
+    """``capex serve --workers N``; or, with ``healthcheck_timeout``, the same app under
+    ``uvicorn --timeout-worker-healthcheck``, which ``capex serve`` does not set.
+
+    uvicorn's supervisor kills a worker that has not answered its ping within 5 s (the
+    default), and a worker answers only once it has imported the app: on a saturated
+    2-core machine that import alone can take longer, and the workers are then killed and
+    restarted over and over, never serving. The database must be migrated already.
+    """
+    if healthcheck_timeout is None:
+        return testing.capex_serve(workers)
+
+    def command(port: int) -> list[str]:
+        return [
+            *(sys.executable, "-m", "uvicorn", "capex.api.app:create_app", "--factory"),
+            *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+            *("--timeout-worker-healthcheck", str(round(healthcheck_timeout))),
+            *("--no-access-log", "--log-level", "warning"),
+        ]
+
+    return command
 
 
 def _ticks(pid: int) -> int:
@@ -826,6 +850,12 @@ def arguments(description: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--keep", action="store_true", help="keep the copy of the database")
     parser.add_argument(
+        "--healthcheck-timeout",
+        type=float,
+        default=None,
+        help="run the app under uvicorn --timeout-worker-healthcheck S instead of capex serve",
+    )
+    parser.add_argument(
         "--no-spread",
         dest="spread",
         action="store_false",
@@ -848,9 +878,10 @@ def main() -> int:
         since = database_now(url)
         log = workdir / "server.log"
         env = server_environment(args.stats_max_age)
+        migrate.upgrade(url)  # the template may be older than the code
         with testing.live_server(
             url,
-            workers=args.workers,
+            command=server_command(args.workers, args.healthcheck_timeout),
             env=env,
             log=log,
             start_timeout=SERVER_START_SECONDS,
