@@ -72,6 +72,7 @@ from load import (  # noqa: E402
     server_environment,
     start_locust,
     template_name,
+    warm_up,
 )
 
 from capex import migrate, testing  # noqa: E402
@@ -269,7 +270,7 @@ def run_scenario(
         server = Server(url, command, server_environment(args.stats_max_age), log)
         server.start()
         try:
-            time.sleep(3)  # the workers' first index builds, started at boot
+            warm_up(server.base, coordinator, args.workers)
             process, _, journal = start_locust(
                 server.base,
                 cast,

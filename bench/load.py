@@ -285,6 +285,31 @@ def server_command(workers: int, healthcheck_timeout: float | None) -> Callable[
     return command
 
 
+def warm_up(base: str, coordinator: str, workers: int, timeout: float = 600.0) -> float:
+    """Wait until every worker has answered ``/me/matches`` and ``/stats/overview`` once
+    (each builds its matching index and statistics snapshot on first use or at boot);
+    the seconds it took. A question that times out is asked again."""
+    started = time.monotonic()
+    seen: dict[str, set[str]] = {"/me/matches": set(), "/stats/overview": set()}
+    with httpx.Client(base_url=f"{base}/api/v1", timeout=120, trust_env=False) as client:
+        signed = client.post(
+            "/auth/token", data={"username": coordinator, "password": DEMO_PASSWORD}
+        )
+        signed.raise_for_status()
+        client.headers["Authorization"] = f"Bearer {signed.json()['access_token']}"
+        while any(len(workers_seen) < workers for workers_seen in seen.values()):
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"the workers did not all answer within {timeout:.0f} s")
+            for path, workers_seen in seen.items():
+                try:
+                    answer = client.get(path, headers={"Connection": "close"})
+                except httpx.TimeoutException:
+                    continue
+                if answer.status_code == 200:
+                    workers_seen.add(answer.headers.get("X-Capex-Worker", ""))
+    return time.monotonic() - started
+
+
 def _ticks(pid: int) -> int:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -887,7 +912,8 @@ def main() -> int:
             start_timeout=SERVER_START_SECONDS,
             cwd=ROOT,
         ) as live:
-            time.sleep(3)  # the workers' first index builds, started at boot
+            warmed = warm_up(live.base, coordinator, args.workers)
+            print(f"warm-up: every worker answered matches and statistics after {warmed:.1f} s")
             pids = process_tree(live.pid)
             before = cpu_ticks(pids)
             print(
