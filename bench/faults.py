@@ -365,7 +365,9 @@ def print_report(reports: list[Report]) -> None:
     for report in reports:
         first = report.first_normal_answer()
         what = "PostgreSQL" if report.scenario == "outage" else "the server"
-        resets = [r for r in report.records if outcome(r) == "transport reset"]
+        # The connection broke under a request sent on it: what issue 13 calls a reset.
+        broken = {"transport reset", "transport closed"}
+        resets = [r for r in report.records if outcome(r) in broken]
         posts = sum(1 for r in resets if r["name"].startswith("POST"))
         ack = report.checks.acknowledged
         print(f"{report.scenario}:")
@@ -375,7 +377,7 @@ def print_report(reports: list[Report]) -> None:
             if first is not None
             else "  no normal answer after the fault"
         )
-        print(f"  connection resets: {len(resets)}, of them {posts} POSTs")
+        print(f"  no answer on a reset or closed connection: {len(resets)}, of them {posts} POSTs")
         print(
             f"  acknowledged writes: {ack.transitions} on {ack.exchanges} exchanges; "
             f"lost {ack.lost}; moved on by a request that got no answer {ack.moved_by_unanswered}"
