@@ -53,7 +53,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load import (  # noqa: E402
-    DEFAULT_POSTGRES,
     SERVER_START_SECONDS,
     Checks,
     admin_connect,
@@ -400,8 +399,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=55432, help="the own cluster's port")
     parser.add_argument(
         "--template-from",
-        default=DEFAULT_POSTGRES,
-        help="a cluster to copy the template from when it has one (bench/load.py's); '' for none",
+        default=None,
+        help="the cluster to copy the template from when it has one (by default "
+        "--postgres-admin-url, where bench/load.py makes it); '' for none",
     )
     args = parser.parse_args()
     scenarios = [name for name in args.scenarios.split(",") if name]
@@ -420,8 +420,9 @@ def main() -> int:
         with admin_connect(cluster.admin_url) as connection:
             found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
             have = found.fetchone() is not None
-        if not have and args.template_from:
-            copy_template(args.template_from, cluster, name)
+        source = args.postgres_admin_url if args.template_from is None else args.template_from
+        if not have and source:
+            copy_template(source, cluster, name)
         template = ensure_template(cluster.admin_url, args.volunteers, exchanges, args.seed)
         for scenario in scenarios:
             if not cluster.running():
