@@ -428,12 +428,17 @@ def main() -> int:
             if not cluster.running():
                 cluster.start()
             reports.append(run_scenario(scenario, cluster, template, args, workdir))
+    except RuntimeError as error:  # a server that did not start or serve
+        print(f"FAILED: {error}")
+        failed = True
+    else:
+        failed = False
     finally:
         if cluster.running():
             cluster.stop()
     print(f"\nfiles in {workdir}; {machine()}")
     print_report(reports)
-    return 1 if any(report.checks.problems for report in reports) else 0
+    return 1 if failed or any(report.checks.problems for report in reports) else 0
 
 
 if __name__ == "__main__":

@@ -285,28 +285,40 @@ def server_command(workers: int, healthcheck_timeout: float | None) -> Callable[
     return command
 
 
-def warm_up(base: str, coordinator: str, workers: int, timeout: float = 600.0) -> float:
+def warm_up(base: str, coordinator: str, workers: int, timeout: float = 300.0) -> float:
     """Wait until every worker has answered ``/me/matches`` and ``/stats/overview`` once
     (each builds its matching index and statistics snapshot on first use or at boot);
-    the seconds it took. A question that times out is asked again."""
+    the seconds it took. A question that times out, or whose connection breaks (a worker
+    killed by uvicorn's supervisor), is asked again."""
     started = time.monotonic()
     seen: dict[str, set[str]] = {"/me/matches": set(), "/stats/overview": set()}
+    broken = 0
+    token = None
     with httpx.Client(base_url=f"{base}/api/v1", timeout=120, trust_env=False) as client:
-        signed = client.post(
-            "/auth/token", data={"username": coordinator, "password": DEMO_PASSWORD}
-        )
-        signed.raise_for_status()
-        client.headers["Authorization"] = f"Bearer {signed.json()['access_token']}"
-        while any(len(workers_seen) < workers for workers_seen in seen.values()):
+        while token is None or any(len(found) < workers for found in seen.values()):
             if time.monotonic() - started > timeout:
-                raise RuntimeError(f"the workers did not all answer within {timeout:.0f} s")
-            for path, workers_seen in seen.items():
-                try:
+                raise RuntimeError(
+                    f"the workers did not all answer within {timeout:.0f} s ({broken} requests "
+                    "lost on a broken connection: workers killed and restarted? see the "
+                    "server log, and --healthcheck-timeout)"
+                )
+            try:
+                if token is None:
+                    signed = client.post(
+                        "/auth/token", data={"username": coordinator, "password": DEMO_PASSWORD}
+                    )
+                    signed.raise_for_status()
+                    token = signed.json()["access_token"]
+                    client.headers["Authorization"] = f"Bearer {token}"
+                for path, found in seen.items():
                     answer = client.get(path, headers={"Connection": "close"})
-                except httpx.TimeoutException:
-                    continue
-                if answer.status_code == 200:
-                    workers_seen.add(answer.headers.get("X-Capex-Worker", ""))
+                    if answer.status_code == 200:
+                        found.add(answer.headers.get("X-Capex-Worker", ""))
+            except httpx.TimeoutException:
+                continue
+            except httpx.TransportError:
+                broken += 1
+                time.sleep(1)
     return time.monotonic() - started
 
 
@@ -891,7 +903,14 @@ def arguments(description: str | None = None) -> argparse.ArgumentParser:
 
 
 def main() -> int:
-    args = arguments().parse_args()
+    try:
+        return run(arguments().parse_args())
+    except RuntimeError as error:  # a server that did not start or serve
+        print(f"FAILED: {error}")
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
     exchanges = 10 * args.volunteers if args.exchanges is None else args.exchanges
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="capex-load-"))
     workdir.mkdir(parents=True, exist_ok=True)
