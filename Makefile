@@ -3,6 +3,8 @@
 # `make test` installs capex with its test tools and runs the whole test suite.
 # `make schemathesis` probes a live `capex serve` against its own OpenAPI document, on SQLite
 # and PostgreSQL (scripts/schemathesis; a few minutes).
+# `make load` and `make faults` install the bench extra (locust) and run bench/load.py and
+# bench/faults.py with their defaults (100k volunteers, 16 clients, 60 s; see bench/README.md).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,12 +14,16 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: run test schemathesis lint bench clean
+.PHONY: run test schemathesis lint bench load faults clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+$(BIN)/.installed-bench: $(BIN)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	touch $@
 
 run: $(BIN)/.installed
@@ -42,6 +48,14 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/directory.py
+
+load: $(BIN)/.installed-bench
+	scripts/ensure-postgres
+	$(BIN)/python bench/load.py
+
+faults: $(BIN)/.installed-bench
+	scripts/ensure-postgres
+	$(BIN)/python bench/faults.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
