@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -129,6 +130,16 @@ def unavailable(error: BaseException, retry_after_seconds: int) -> DatabaseUnava
         if "unable to open database" in message:
             return DatabaseUnavailable(retry_after_seconds)
     return None
+
+
+def log_failure(logger: logging.Logger, what: str, error: BaseException) -> None:
+    """Log a background task's failure: one line while the database is away (it is not the
+    task's fault, and an outage would repeat the same traceback every few seconds), the
+    traceback otherwise."""
+    if unavailable(error, 1) is not None:
+        logger.warning("%s: the database is not answering (%s)", what, type(error).__name__)
+    else:
+        logger.error("%s", what, exc_info=error)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

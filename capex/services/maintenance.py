@@ -9,6 +9,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from capex.config import Settings
+from capex.db import log_failure
 from capex.models.base import utcnow
 from capex.services import accounts, exchanges, notifications, write_limits
 
@@ -42,8 +43,8 @@ async def _every(seconds: float, name: str, work: Callable[[], int]) -> None:
             done = await asyncio.to_thread(work)
             if done:
                 logger.info('{"event": "%s", "count": %d}', name, done)
-        except Exception:  # a failed round must not stop the next one
-            logger.exception("%s failed", name)
+        except Exception as error:  # a failed round must not stop the next one
+            log_failure(logger, f"{name} failed", error)
 
 
 async def run_all(session_factory: sessionmaker[Session], settings: Settings) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from capex.db import log_failure
 from capex.errors import CapexError, Invalid, field_error
 from capex.matching import (
     Match,
@@ -506,10 +507,12 @@ class MatchingService:
         def rebuild() -> None:
             try:
                 self._state = self._build(week_start)
-            except Exception:
+            except Exception as error:
                 if not background:
                     raise
-                logger.exception("building the matching index failed; kept the previous one")
+                log_failure(
+                    logger, "building the matching index failed; kept the previous one", error
+                )
             finally:
                 self._rebuilding.release()
 

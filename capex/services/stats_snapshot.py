@@ -43,7 +43,7 @@ from sqlalchemy import BigInteger, Engine, case, cast, extract, func, or_, selec
 from sqlalchemy.orm import Session, sessionmaker
 
 from capex.config import Settings
-from capex.db import session_scope
+from capex.db import log_failure, session_scope
 from capex.errors import Invalid, field_error
 from capex.models import (
     Exchange,
@@ -1130,8 +1130,10 @@ class StatsIndex:
                 wait = interval
                 try:
                     self.refresh()
-                except Exception:
-                    logger.exception("refreshing the statistics snapshot failed; kept the old one")
+                except Exception as error:
+                    log_failure(
+                        logger, "refreshing the statistics snapshot failed; kept the old one", error
+                    )
 
         self._thread = threading.Thread(target=run, name="capex-stats-refresh", daemon=True)
         self._thread.start()
