@@ -77,6 +77,7 @@ def _run_server(settings: Settings, host: str, port: int, workers: int) -> None:
         host=host,
         port=port,
         workers=workers,
+        timeout_worker_healthcheck=settings.worker_healthcheck_seconds,
         access_log=False,
         log_level=settings.log_level.lower(),
         # uvicorn believes X-Forwarded-For from loopback by default, which would let anyone

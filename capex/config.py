@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     matching_index_dir: Path | None = None
     # On PostgreSQL, LISTEN for changes to volunteers and skills instead of polling.
     matching_listen: bool = True
+    # `capex serve --workers N`: a worker that does not answer its supervisor's health ping
+    # within this long is replaced. uvicorn's 5 s is less than a loaded host takes to import
+    # the app and build its first statistics snapshot, which restarted workers in a loop.
+    worker_healthcheck_seconds: int = Field(default=60, ge=1, le=3600)
     # Expiry, mail and housekeeping in the background of every server process.
     periodic_tasks: bool = True
     # Request bodies past this many bytes are refused with 413 before they are parsed.
