@@ -45,18 +45,19 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Apply pending migrations, then serve the API and the web client."""
-    import uvicorn
+    """Apply pending migrations, then serve the API and the web client; drain on SIGTERM."""
+    from capex import serving
 
     settings = get_settings()
     migrate.upgrade(settings.database_url)
     typer.echo(f"capex on http://{host}:{port} (database {_safe_url(settings.database_url)})")
-    uvicorn.run(
+    serving.serve(
         "capex.api.app:create_app",
-        factory=True,
+        workers=workers,
+        grace_seconds=settings.shutdown_grace_seconds,
+        timeout_keep_alive=settings.keep_alive_seconds,
         host=host,
         port=port,
-        workers=workers,
         access_log=False,
         log_level=settings.log_level.lower(),
         # uvicorn believes X-Forwarded-For from loopback by default, which would let anyone

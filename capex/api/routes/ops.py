@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse, Response
 
 from capex.api.deps import SessionFactoryDep, SettingsDep
 from capex.api.problems import problem
+from capex.serving import draining
 
 router = APIRouter(tags=["operations"])
 
@@ -19,9 +20,22 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "the database does not answer"}})
-def readyz(sessions: SessionFactoryDep, settings: SettingsDep) -> Response:
-    """200 when the database answers, 503 when it does not."""
+@router.get(
+    "/readyz",
+    responses={
+        503: {"description": "the server is shutting down, or the database does not answer"}
+    },
+)
+def readyz(request: Request, sessions: SessionFactoryDep, settings: SettingsDep) -> Response:
+    """200 when the server takes requests and the database answers, 503 otherwise."""
+    if draining(request.scope.get("state", {})):
+        # A load balancer stops sending here; the next process on this port, or another
+        # host, answers after the grace period at the latest.
+        return problem(
+            503,
+            "the server is shutting down",
+            headers={"Retry-After": str(settings.shutdown_grace_seconds)},
+        )
     try:
         with sessions() as session:
             session.execute(text("SELECT 1"))
