@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -27,7 +28,8 @@ from sqlalchemy import select
 
 from capex.db import make_engine
 from capex.models import Volunteer
-from capex.testing import answers, capex_serve, free_port
+from capex.serving import EXIT_MARGIN_SECONDS, stop_queueing
+from capex.testing import answers, capex_serve, free_port, throwaway_database
 from tests.live import PASSWORD, TEST_ENVIRONMENT
 
 pytestmark = pytest.mark.slow
@@ -169,7 +171,7 @@ def _draining_workers(log: Path) -> set[str]:
 
 @contextmanager
 def _serving(
-    database_url: str, workers: int, log: Path
+    database_url: str, workers: int, log: Path, *, grace_seconds: int = GRACE_SECONDS
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """``capex serve --workers N`` on a free port, ready; killed after if still running."""
     port = free_port()
@@ -177,7 +179,7 @@ def _serving(
         **os.environ,
         **TEST_ENVIRONMENT,
         "CAPEX_DATABASE_URL": database_url,
-        "CAPEX_SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS),
+        "CAPEX_SHUTDOWN_GRACE_SECONDS": str(grace_seconds),
         # Idle connections stay open while the machine is slow (a busy test run).
         "CAPEX_KEEP_ALIVE_SECONDS": "60",
         # The start of each worker's drain is logged at INFO.
@@ -308,3 +310,48 @@ def test_sigterm_answers_every_request_then_exits(live_database, tmp_path, worke
     }
     assert acknowledged
     assert acknowledged <= _registered(live_database)
+
+
+def test_a_listener_that_stopped_queueing_refuses_new_clients_and_keeps_queued_ones():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        address = listener.getsockname()
+        queued = socket.create_connection(address)
+        queued.sendall(b"GET / HTTP/1.1\r\n\r\n")
+
+        stop_queueing([listener])
+
+        # A new client gets no connection (its SYN is dropped) ...
+        with pytest.raises(TimeoutError):
+            socket.create_connection(address, timeout=0.5).close()
+        # ... while the one the kernel had queued is still accepted, and answered.
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.recv(100).startswith(b"GET / ")
+            accepted.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+        assert queued.recv(100).startswith(b"HTTP/1.1 204")
+        queued.close()
+
+
+def test_a_request_still_running_after_the_grace_period_is_cut(tmp_path):
+    """The drain waits for running requests, but not past the grace period."""
+    log = tmp_path / "serve.log"
+    with (
+        throwaway_database("sqlite", tmp_path) as url,
+        _serving(url, 1, log, grace_seconds=2) as (port, server),
+        socket.create_connection(("127.0.0.1", port)) as slow,
+    ):
+        # A request whose body never comes: it runs until the grace period is over.
+        slow.sendall(
+            b"POST /api/v1/auth/register HTTP/1.1\r\nHost: capex\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        time.sleep(0.5)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=2 + EXIT_MARGIN_SECONDS) == 0
+        # Cancelled: uvicorn answers 500 and hangs up.
+        answer = slow.makefile("rb").read()
+        assert answer.startswith(b"HTTP/1.1 500 "), answer
+        assert b"\r\nconnection: close\r\n" in answer.lower()
+    assert "Cancel 1 running task(s), timeout graceful shutdown exceeded" in log.read_text()
