@@ -46,12 +46,12 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
     """Apply pending migrations, then serve the API and the web client; drain on SIGTERM."""
-    from capex import serving
+    from capex.serving import serve as serve_until_stopped
 
     settings = get_settings()
     migrate.upgrade(settings.database_url)
     typer.echo(f"capex on http://{host}:{port} (database {_safe_url(settings.database_url)})")
-    serving.serve(
+    serve_until_stopped(
         "capex.api.app:create_app",
         workers=workers,
         grace_seconds=settings.shutdown_grace_seconds,
