@@ -14,7 +14,7 @@ Each side runs in fresh processes (spawned), so that no process's memory counts 
 For each worker: the seconds before its first answer (build, or map), its resident memory
 (RSS), what of it is its own (USS: private pages) and its proportional share (PSS: shared
 pages divided among the processes mapping them), from ``/proc/self/smaps_rollup``; and
-the median query time. The records are the demo population (``capex.demo``), the same seed
+the median query time (after one warm-up pass, one worker at a time). The records are the demo population (``capex.demo``), the same seed
 in every process. Prints a table; the host's memory is the sum of the workers' PSS.
 """
 
@@ -94,6 +94,7 @@ def naive_worker(volunteers: int, seed: int, queries: int, out: multiprocessing.
     ids = [record.id for record in records[:: max(1, len(records) // queries)]][:queries]
     del records
     gc.collect()
+    _query_ms(index, ids)  # the same warm-up as a mapped worker's
     query_ms = _query_ms(index, ids)
     out.put(WorkerReport("naive", ready, memory_mb(), query_ms))
 
@@ -116,6 +117,7 @@ def shared_worker(
     queries: int,
     changes: list,
     measured: multiprocessing.Barrier,
+    turn: multiprocessing.Lock,
     out: multiprocessing.Queue,
 ) -> None:
     from capex.matching.store import load_index
@@ -124,7 +126,9 @@ def shared_worker(
     index, _ = load_index(path)
     ready = time.perf_counter() - started
     ids = index._ids.values[:: max(1, len(index) // queries)][:queries].tolist()
-    query_ms = _query_ms(index, ids)
+    with turn:  # one worker times its queries at a time, as the naive one did alone
+        _query_ms(index, ids)  # first touches of the mapped pages
+        query_ms = _query_ms(index, ids)
     measured.wait()  # every worker maps the file before any reads its memory
     before = memory_mb()
     index.upsert(changes)

@@ -50,7 +50,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Apply pending migrations, then serve the API and the web client."""
+    """Apply pending migrations, then serve the API and the web client; drain on SIGTERM."""
     settings = get_settings()
     migrate.upgrade(settings.database_url)
     typer.echo(f"capex on http://{host}:{port} (database {_safe_url(settings.database_url)})")
@@ -69,14 +69,15 @@ def serve(
 
 
 def _run_server(settings: Settings, host: str, port: int, workers: int) -> None:
-    import uvicorn
+    from capex.serving import serve as serve_until_stopped
 
-    uvicorn.run(
+    serve_until_stopped(
         "capex.api.app:create_app",
-        factory=True,
+        workers=workers,
+        grace_seconds=settings.shutdown_grace_seconds,
+        timeout_keep_alive=settings.keep_alive_seconds,
         host=host,
         port=port,
-        workers=workers,
         timeout_worker_healthcheck=settings.worker_healthcheck_seconds,
         access_log=False,
         log_level=settings.log_level.lower(),

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     mail_from: str = "capex <noreply@capex.invalid>"
     mail_interval_seconds: float = Field(default=5, gt=0)
+    # On SIGTERM `capex serve` drains: no new connections, an answer (with Connection: close)
+    # for every request that arrives on an open one, then exit. Past this many seconds the
+    # requests still running are cut.
+    shutdown_grace_seconds: int = Field(default=20, ge=1, le=3600)
+    # A kept-alive connection idle this long is closed (during the drain too). Behind a
+    # reverse proxy that keeps connections to capex open, make it longer than the proxy's
+    # idle timeout, so that capex never hangs up while the proxy sends.
+    keep_alive_seconds: int = Field(default=5, ge=1, le=3600)
     # Housekeeping (expired tokens, old sign-in failures) in every server process.
     maintenance_interval_seconds: float = Field(default=3600, gt=0)
     # Build the matching index when a server process starts, not on its first query; until

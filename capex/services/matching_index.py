@@ -94,7 +94,7 @@ class Generations:
         self.directory = directory
         self._build = build
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._seen: tuple[int, int] | None = None  # the manifest's (mtime, size) last read
+        self._seen: tuple[int, int, int] | None = None  # the manifest last read: inode, mtime, size
         self._latest: Generation | None = None
 
     def latest(self) -> Generation | None:
@@ -104,7 +104,7 @@ class Generations:
             status = manifest.stat()
         except FileNotFoundError:
             return None
-        seen = (status.st_mtime_ns, status.st_size)
+        seen = (status.st_ino, status.st_mtime_ns, status.st_size)
         if seen != self._seen:
             try:
                 named = json.loads(manifest.read_text())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import JSONResponse, Response
 
 from capex.api.deps import MatchingDep, SessionFactoryDep, SettingsDep
 from capex.api.problems import problem
+from capex.serving import draining
 
 router = APIRouter(tags=["operations"])
 
@@ -23,13 +24,24 @@ def healthz() -> dict[str, str]:
     "/readyz",
     responses={
         503: {
-            "description": "the database does not answer, the server is stopping, or the "
-            "matching index is not ready yet"
+            "description": "the server is shutting down, the database does not answer, or "
+            "the matching index is not ready yet"
         }
     },
 )
-def readyz(sessions: SessionFactoryDep, settings: SettingsDep, matching: MatchingDep) -> Response:
-    """200 when the database answers and matches can be answered, 503 otherwise."""
+def readyz(
+    request: Request, sessions: SessionFactoryDep, settings: SettingsDep, matching: MatchingDep
+) -> Response:
+    """200 when the server takes requests, the database answers and matches can be
+    answered; 503 otherwise."""
+    if draining(request.scope.get("state", {})):
+        # A load balancer stops sending here; the next process on this port, or another
+        # host, answers after the grace period at the latest.
+        return problem(
+            503,
+            "the server is shutting down",
+            headers={"Retry-After": str(settings.shutdown_grace_seconds)},
+        )
     try:
         with sessions() as session:
             session.execute(text("SELECT 1"))
