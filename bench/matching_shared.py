@@ -169,9 +169,10 @@ def main() -> None:
             for record in _records(args.volunteers, args.seed)[::100]
         ]
         barrier = spawn.Barrier(args.workers)
+        turn = spawn.Lock()
         workers = [
             spawn.Process(
-                target=shared_worker, args=(path, args.queries, changes, barrier, results)
+                target=shared_worker, args=(path, args.queries, changes, barrier, turn, results)
             )
             for _ in range(args.workers)
         ]
