@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     mail_interval_seconds: float = Field(default=5, gt=0)
     # Housekeeping (expired tokens, old sign-in failures) in every server process.
     maintenance_interval_seconds: float = Field(default=3600, gt=0)
+    # Password hashes (Argon2id) one server process computes at once; more sign-ins wait
+    # their turn. One Argon2id hash already keeps both cores of a small host busy (4 lanes
+    # in threads), so one per worker process, with as many workers as cores, keeps sign-ins
+    # from crowding out every other request (bench/README.md, Capacity).
+    password_hash_slots: int = Field(default=1, ge=1, le=64)
     # Build the matching index when a server process starts, not on its first query.
     warm_matching_index: bool = True
     # Expiry, mail and housekeeping in the background of every server process.

@@ -40,7 +40,7 @@ from capex.config import Settings, SettingsError, get_settings
 from capex.db import engine_for, make_session_factory
 from capex.deps import Clock
 from capex.models.base import utcnow
-from capex.services import maintenance
+from capex.services import accounts, maintenance
 from capex.services.matches import MatchingService
 from capex.services.stats_snapshot import StatsIndex
 from capex.web import routes as web_routes
@@ -75,6 +75,7 @@ def create_app(
             # Say which variable is wrong, not a traceback, when a server loads the factory.
             raise SystemExit(f"capex: {error}") from None
     logs.configure(settings.log_level)
+    accounts.limit_concurrent_hashes(settings.password_hash_slots)
     engine: Engine | None = None
     if session_factory is None:
         engine = engine_for(settings)
