@@ -544,10 +544,11 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"| {result.name} | {parts[0]:.1f} | {parts[1]:.1f} | {parts[2]:.1f} | "
             f"{sum(parts):.1f} |"
         )
-    if len(results) == 2:
-        baseline, current = results
+    for current in results[1:]:
+        baseline = results[0]
         print(
-            "\n| endpoint | req/s current/baseline | p50 baseline/current | p99 baseline/current |"
+            f"\n| endpoint | req/s {current.name}/{baseline.name} | "
+            f"p50 {baseline.name}/{current.name} | p99 {baseline.name}/{current.name} |"
         )
         print("|---|---:|---:|---:|")
         for endpoint in order:
@@ -583,6 +584,13 @@ def main() -> None:
     parser.add_argument("--sign-ins-per-second", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", type=Path, help="directory for py-spy's collapsed stacks")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:VAR=VALUE[,VAR=VALUE]",
+        help="this checkout with other settings too, e.g. slots-4:CAPEX_PASSWORD_HASH_SLOTS=4",
+    )
     args = parser.parse_args()
     rng = random.Random(args.seed)
     per_round = args.clients + int(args.sign_ins_per_second * (args.seconds + 5)) + 10
@@ -599,6 +607,10 @@ def main() -> None:
                 ("baseline", baseline_dir, {**env, "PYTHONPATH": str(baseline_dir)})
             )
         configurations.append(("current", ROOT, {**env, "PYTHONPATH": str(ROOT)}))
+        for variant in args.variant:
+            name, _, assignments = variant.partition(":")
+            extra = dict(item.split("=", 1) for item in assignments.split(",") if item)
+            configurations.append((name, ROOT, {**env, "PYTHONPATH": str(ROOT), **extra}))
         results = [Result(name) for name, _, _ in configurations]
         for round_number in range(args.rounds):
             for result, (name, cwd, environment) in zip(results, configurations, strict=True):
