@@ -236,6 +236,9 @@ def _finish_sign_in(
 ) -> IssuedToken | _StoredPassword | None:
     """After the hash: count a failure (None), or issue a token; the newer stored password
     when it changed meanwhile, to be checked instead."""
+    # Checked again in this write transaction, which also counts the failure: on SQLite,
+    # where write transactions run one at a time, the limit is then exact.
+    _throttle(session, settings, key, address)
     ok, new_hash = verified
     volunteer = None
     if stored.volunteer_id is not None and ok:
