@@ -392,44 +392,64 @@ def profile_server(pid: int, seconds: float, out: Path) -> subprocess.Popen[byte
     )
 
 
-# Frames that say where a worker's time went, first match wins (innermost frame first).
-PROFILE_BUCKETS = (
-    ("argon2 (password hashing)", ("argon2", "pwdlib")),
-    ("waiting for PostgreSQL (socket)", ("wait (psycopg", "_wait_conn", "wait_c (", "select (")),
-    ("matching index poll (services/matches.py _poll)", ("_poll (capex/services/matches.py",)),
-    ("matching engine (capex/matching)", ("capex/matching/",)),
-    ("SQLAlchemy: compiling statements", ("compiler.py", "_compiler (")),
-    ("SQLAlchemy: loading rows into objects", ("loading.py", "strategies.py")),
-    ("pydantic validation / serialisation", ("pydantic",)),
-    ("JSON encoding", ("json/encoder", "jsonable_encoder", "render (starlette")),
-    ("access log", ("capex/api/logs.py", "logging/__init__")),
-    ("statistics snapshot (stats_snapshot)", ("stats_snapshot",)),
-    (
-        "idle (event loop, thread pool)",
-        ("select (selectors", "_worker (concurrent", "wait (threading"),
-    ),
+# Innermost frames of a thread that waits for work, not for the CPU: the event loop in
+# select, pool threads waiting for a job, a request waiting for PostgreSQL's answer.
+IDLE_FRAMES = (
+    "select (selectors",
+    "Runner.run (asyncio",
+    "Condition.wait (threading",
+    "Event.wait (threading",
+    "Thread.join (threading",
+    "_worker (concurrent",
+    "Connection._recv (multiprocessing",
+    "Connection.wait (psycopg",
 )
+ROUTE = re.compile(r"^(\w+) \(capex/(?:api|web)/routes/")
 
 
 def summarise_profile(path: Path) -> list[tuple[str, float]]:
-    """The share of samples whose stack holds each bucket's frames (first bucket wins)."""
+    """Where the workers' busy samples went: by the package of the innermost frame, and
+    by the endpoint whose code (or dependencies) they were in; in % of busy samples.
+
+    Busy includes waiting for the GIL: py-spy cannot tell it apart, and a thread that
+    comes back from a libpq call (psycopg's ``_execute_send``, ``_exec_command``) and
+    waits to run again shows there.
+    """
     if not path.exists():
         return []
-    counts: Counter[str] = Counter()
-    total = 0
+    packages: Counter[str] = Counter()
+    endpoints: Counter[str] = Counter()
+    busy = idle = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, number = line.rpartition(" ")
         if not number.isdigit():
             continue
-        samples = int(number)
-        total += samples
-        for bucket, needles in PROFILE_BUCKETS:
-            if any(needle in stack for needle in needles):
-                counts[bucket] += samples
-                break
+        frames = stack.split(";")
+        if frames[-1].startswith(IDLE_FRAMES):
+            idle += int(number)
+            continue
+        busy += int(number)
+        found = re.search(r"\(([^:)]+)", frames[-1])
+        parts = (found.group(1) if found else frames[-1]).split("/")
+        packages[parts[0] if parts[0] != "capex" else "/".join(parts[:2])] += int(number)
+        routes = [m.group(1) for frame in frames if (m := ROUTE.match(frame))]
+        if "_poll (capex/services/matches.py" in stack:
+            endpoint = "(matching index poll, in my_matches)"
+        elif routes:
+            endpoint = routes[0]
+        elif "volunteer_for_token" in stack:
+            endpoint = "(the bearer token's lookup)"
+        elif "stats_snapshot" in stack:
+            endpoint = "(statistics snapshot refresh)"
         else:
-            counts["other"] += samples
-    return [(name, 100 * count / total) for name, count in counts.most_common()] if total else []
+            endpoint = "(event loop: HTTP, middleware, dependencies, thread hand-offs)"
+        endpoints[endpoint] += int(number)
+    if not busy:
+        return []
+    shares = [("**busy share of all samples**", 100 * busy / (busy + idle))]
+    shares += [(f"package: {name}", 100 * n / busy) for name, n in packages.most_common(10)]
+    shares += [(f"in: {name}", 100 * n / busy) for name, n in endpoints.most_common()]
+    return shares
 
 
 def measure(
@@ -565,7 +585,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         print(f"| **all reads** | {rate:.2f}x |  |  |")
     for result in results:
         if result.profile:
-            print(f"\nWhere the workers' time went ({result.name}, py-spy, share of samples):\n")
+            print(f"\nWhere the workers' busy time went ({result.name}, py-spy, %):\n")
             print("| | % |\n|---|---:|")
             for bucket, share in result.profile:
                 print(f"| {bucket} | {share:.1f} |")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.orm import Session
@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 from capex.errors import Invalid, field_error
 from capex.models import SkillOffer, SkillWant, Volunteer, VolunteerLanguage
 from capex.services import skills as skill_service
-from capex.services.profiles import PublicProfile, profile_options, public_profiles_by_id
+from capex.services.profiles import (
+    PROFILE_COLUMNS,
+    PublicProfile,
+    profile_options,
+    public_profiles_from_rows,
+)
+
+# Any select over volunteers: of whole rows (search) or of some columns (browse).
+SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +44,12 @@ class DirectoryPage:
 def browse(session: Session, query: DirectoryQuery) -> DirectoryPage:
     """One page of the directory: the public profiles of the volunteers ``search`` finds.
 
-    The page's ids first, then their profiles as plain rows (``public_profiles_by_id``):
-    the same answer as loading the volunteers with their collections, for a tenth of the CPU.
+    The page's rows, then their collections, as plain rows (``public_profiles_from_rows``):
+    the same answer as loading the volunteers with their collections, for half the CPU.
     """
-    ids = list(session.scalars(_filtered(session, query, select(Volunteer.id))))
-    page = public_profiles_by_id(session, ids[: query.limit])
-    return DirectoryPage(page, len(ids) > query.limit)
+    rows = list(session.execute(_filtered(session, query, select(*PROFILE_COLUMNS))))
+    page = public_profiles_from_rows(session, rows[: query.limit])
+    return DirectoryPage(page, len(rows) > query.limit)
 
 
 def search(session: Session, query: DirectoryQuery) -> tuple[list[Volunteer], bool]:
@@ -55,7 +63,7 @@ def search(session: Session, query: DirectoryQuery) -> tuple[list[Volunteer], bo
     return rows[: query.limit], len(rows) > query.limit
 
 
-def _filtered(session: Session, query: DirectoryQuery, statement: Select[Any]) -> Select[Any]:
+def _filtered(session: Session, query: DirectoryQuery, statement: SelectT) -> SelectT:
     """``statement`` (over volunteers) restricted to one page of what ``query`` asks for."""
     statement = (
         statement.where(Volunteer.is_active.is_(True)).order_by(Volunteer.id).limit(query.limit + 1)

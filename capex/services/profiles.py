@@ -257,8 +257,20 @@ def own_profile(session: Session, volunteer: Volunteer) -> OwnProfile:
 
 
 def my_profile(session: Session, volunteer_id: int) -> OwnProfile:
-    """An active volunteer's own profile, with their email and role."""
-    return own_profile(session, load_profile(session, volunteer_id))
+    """An active volunteer's own profile, with their email and role; 404 for anyone else.
+
+    Read as plain rows (``public_profiles_from_rows``); what this transaction flushed shows.
+    """
+    row = session.execute(
+        select(*PROFILE_COLUMNS, Volunteer.email, Volunteer.role, Volunteer.is_active).where(
+            Volunteer.id == volunteer_id, Volunteer.is_active.is_(True)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no volunteer with id {volunteer_id}")
+    (public,) = public_profiles_from_rows(session, [row[: len(PROFILE_COLUMNS)]])
+    shared = {name: getattr(public, name) for name in PublicProfile.__dataclass_fields__}
+    return OwnProfile(**shared, email=row.email, role=row.role, is_active=row.is_active)
 
 
 def edit_profile(
@@ -277,35 +289,47 @@ def public_profile(session: Session, volunteer_id: int) -> PublicProfile:
     return found[0]
 
 
+# The columns of a public profile's own row, in the order ``public_profiles_from_rows``
+# reads them.
+PROFILE_COLUMNS = (
+    Volunteer.id,
+    Volunteer.username,
+    Volunteer.display_name,
+    Volunteer.bio,
+    Volunteer.timezone,
+    Volunteer.region,
+    Volunteer.mentor_capacity,
+    # As open_slots_by_id reads it, from the row itself.
+    Volunteer.mentor_capacity - Volunteer.accepted_as_mentor,
+    Volunteer.created_at,
+)
+
+
 def public_profiles_by_id(
     session: Session, ids: Sequence[int], *, active_only: bool = False
 ) -> list[PublicProfile]:
     """The public profiles of these volunteers, in the order of ``ids`` (unknown ones, and
-    with ``active_only`` deactivated ones, left out); the same as ``public_profiles``.
-
-    Read as plain rows, one query per table, without ORM objects: what a directory page
-    shows costs a tenth of the CPU of loading its volunteers with their collections
-    (``bench/README.md``, Capacity).
-    """
+    with ``active_only`` deactivated ones, left out); the same as ``public_profiles``."""
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return []
-    statement = select(
-        Volunteer.id,
-        Volunteer.username,
-        Volunteer.display_name,
-        Volunteer.bio,
-        Volunteer.timezone,
-        Volunteer.region,
-        Volunteer.mentor_capacity,
-        # As open_slots_by_id reads it, from the row itself.
-        Volunteer.mentor_capacity - Volunteer.accepted_as_mentor,
-        Volunteer.created_at,
-    ).where(Volunteer.id.in_(wanted))
+    statement = select(*PROFILE_COLUMNS).where(Volunteer.id.in_(wanted))
     if active_only:
         statement = statement.where(Volunteer.is_active.is_(True))
     rows = {row[0]: row for row in session.execute(statement)}
-    found = [volunteer_id for volunteer_id in wanted if volunteer_id in rows]
+    return public_profiles_from_rows(session, [rows[i] for i in wanted if i in rows])
+
+
+def public_profiles_from_rows(
+    session: Session, rows: Sequence[Sequence[Any]]
+) -> list[PublicProfile]:
+    """The public profiles of the volunteers whose ``PROFILE_COLUMNS`` are ``rows``, in order.
+
+    Read as plain rows, one query per table, without ORM objects: what a directory page
+    shows costs half the CPU of loading its volunteers with their collections
+    (``bench/README.md``, Capacity).
+    """
+    found = [row[0] for row in rows]
     if not found:
         return []
     languages: dict[int, list[SpokenLanguage]] = defaultdict(list)
@@ -354,8 +378,8 @@ def public_profiles_by_id(
             rating=None if volunteer_id not in ratings else MentorRating(*ratings[volunteer_id]),
             created_at=row[8],
         )
-        for volunteer_id in found
-        for row in (rows[volunteer_id],)
+        for row in rows
+        for volunteer_id in (row[0],)
     ]
 
 
