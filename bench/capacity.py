@@ -20,8 +20,9 @@ template (``CREATE DATABASE ... TEMPLATE``), ``capex serve --workers N`` on it, 
   /api/v1/volunteers``, unfiltered or filtered by a popular skill, a language, a region or
   a name) 40%, matches (``GET /api/v1/me/matches``, as learner or mentor) 40%, its own
   profile (``GET /api/v1/me``) 10%, one public profile 10%;
-* beside them, one more thread signs in (API) ``--sign-ins-per-second`` times a second,
-  as a stream of people arriving: sign-in must not stall the readers.
+* beside them, people arrive and sign in (API) ``--sign-ins-per-second`` times a second,
+  each on a new connection, whether or not the ones before got in (an open loop): sign-in
+  must not stall the readers.
 
 The first ``--warmup`` seconds after the sign-ins are not counted. ``--profile DIR`` runs
 ``py-spy record --subprocesses`` on the server of the last round of each configuration
@@ -294,17 +295,25 @@ def run_load(
         finally:
             client.http.close()
 
-    def arrivals() -> None:
+    def arrive() -> None:
         client = Client(base, load, random.Random(rng.random()))
         try:
-            while time.monotonic() < phase["end"]:
-                due = time.monotonic() + 1 / args.sign_ins_per_second
-                if time.monotonic() >= phase["counting"]:
-                    with suppress(httpx.HTTPError, StopIteration):
-                        client.sign_in_api(counted, next_name())
-                time.sleep(max(0.0, due - time.monotonic()))
+            with suppress(httpx.HTTPError, StopIteration):
+                client.sign_in_api(counted, next_name())
         finally:
             client.http.close()
+
+    def arrivals() -> None:
+        # Open loop: people arrive on time whether or not the ones before got in.
+        arrived: list[threading.Thread] = []
+        while time.monotonic() < phase["end"]:
+            due = time.monotonic() + 1 / args.sign_ins_per_second
+            if time.monotonic() >= phase["counting"]:
+                arrived.append(threading.Thread(target=arrive))
+                arrived[-1].start()
+            time.sleep(max(0.0, due - time.monotonic()))
+        for thread in arrived:
+            thread.join()
 
     threads = [threading.Thread(target=person, args=(i,)) for i in range(args.clients)]
     for thread in threads:

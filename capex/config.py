@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # in threads), so one per worker process, with as many workers as cores, keeps sign-ins
     # from crowding out every other request (bench/README.md, Capacity).
     password_hash_slots: int = Field(default=1, ge=1, le=64)
+    # A sign-in waits at most this long for its turn, then is answered 503 with Retry-After:
+    # when more people sign in than the cores can hash for, the queue stays this short.
+    password_hash_wait_seconds: float = Field(default=10, gt=0, le=300)
     # Build the matching index when a server process starts, not on its first query.
     warm_matching_index: bool = True
     # Expiry, mail and housekeeping in the background of every server process.

@@ -15,6 +15,7 @@ from capex.api.app import create_app
 from capex.db import session_scope
 from capex.models import AccessToken, LoginFailure, Volunteer
 from capex.services import accounts
+from tests.conftest import settings_for
 from tests.factories import PASSWORD, make_volunteer
 from tests.webtools import post_form
 
@@ -174,3 +175,41 @@ def test_at_most_the_configured_number_of_hashes_run_at_once(monkeypatch, slots)
             caller.join()
         accounts.limit_concurrent_hashes(1)
     assert gated.most_inside == slots
+
+
+def test_a_sign_in_that_waits_too_long_for_its_turn_is_answered_503(
+    monkeypatch, session, database_url, session_factory
+):
+    make_volunteer(session, "vera")
+    make_volunteer(session, "will")
+    gated = _GatedHasher()
+    monkeypatch.setattr(accounts, "password_hasher", lambda: gated)
+    settings = settings_for(database_url, password_hash_slots=1, password_hash_wait_seconds=0.2)
+    app = create_app(settings, session_factory)
+    statuses: list[int] = []
+    try:
+        with TestClient(app) as client:
+
+            def first() -> None:
+                form = {"username": "vera", "password": PASSWORD}
+                statuses.append(client.post(TOKEN, data=form).status_code)
+
+            hashing = threading.Thread(target=first)
+            hashing.start()
+            assert gated.entered.acquire(timeout=30)
+
+            waited = client.post(TOKEN, data={"username": "will", "password": PASSWORD})
+
+            gated.release.set()
+            hashing.join()
+    finally:
+        gated.release.set()
+        accounts.limit_concurrent_hashes(1)
+
+    assert waited.status_code == 503
+    assert waited.headers["content-type"] == "application/problem+json"
+    assert int(waited.headers["retry-after"]) >= 1
+    assert "signing in" in waited.json()["detail"]
+    assert statuses == [200]
+    # Nothing was counted against the one who waited: it was not a wrong password.
+    assert _count(session, LoginFailure) == 0

@@ -75,7 +75,9 @@ def create_app(
             # Say which variable is wrong, not a traceback, when a server loads the factory.
             raise SystemExit(f"capex: {error}") from None
     logs.configure(settings.log_level)
-    accounts.limit_concurrent_hashes(settings.password_hash_slots)
+    accounts.limit_concurrent_hashes(
+        settings.password_hash_slots, settings.password_hash_wait_seconds
+    )
     engine: Engine | None = None
     if session_factory is None:
         engine = engine_for(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from capex.config import Settings
 from capex.db import session_scope
 from capex.errors import (
+    Busy,
     Conflict,
     Forbidden,
     Invalid,
@@ -54,18 +56,26 @@ def _hash_slots(slots: int) -> threading.BoundedSemaphore:
 # thrashing together, each one then as slow as all of them, and every other request with
 # them. Argon2's C code releases the GIL: waiting requests and the event loop go on.
 _slots = 1
+# How long one waits for its turn (None: as long as it takes, for scripts).
+_wait_seconds: float | None = None
 
 
-def limit_concurrent_hashes(slots: int) -> None:
-    """Let at most ``slots`` password hashes run at once in this process (the app's setting)."""
-    global _slots
-    _slots = slots
+def limit_concurrent_hashes(slots: int, wait_seconds: float | None = None) -> None:
+    """Let at most ``slots`` password hashes run at once in this process, each waiting at
+    most ``wait_seconds`` for its turn (the app's settings)."""
+    global _slots, _wait_seconds
+    _slots, _wait_seconds = slots, wait_seconds
 
 
 @contextmanager
 def _hash_slot() -> Iterator[None]:
-    with _hash_slots(_slots):
+    slots, wait = _hash_slots(_slots), _wait_seconds
+    if not slots.acquire(timeout=wait):
+        raise Busy("too many people are signing in at once", math.ceil(wait or 1))
+    try:
         yield
+    finally:
+        slots.release()
 
 
 @lru_cache
