@@ -36,8 +36,9 @@ MEANINGS = {
     413: "The body is larger than the server accepts.",
     422: "A parameter or a field of the body breaks a rule; `errors` names each one.",
     429: "Too many failed attempts; retry after the seconds that `Retry-After` gives.",
-    503: "The database is not answering, or too busy to answer in time; retry after the"
-    " seconds that `Retry-After` gives.",
+    503: "The database is not answering, or too busy to answer in time (or, at sign-in, too"
+    " many passwords are being checked at once); retry after the seconds that `Retry-After`"
+    " gives.",
 }
 
 HEADERS: dict[int, dict[str, Any]] = {
@@ -55,7 +56,7 @@ HEADERS: dict[int, dict[str, Any]] = {
     },
     503: {
         "Retry-After": {
-            "description": "seconds until the database may answer again",
+            "description": "seconds until the service may answer again",
             "schema": {"type": "integer", "minimum": 1},
         }
     },
