@@ -1,6 +1,6 @@
 # `make run` installs capex into .venv and serves it on http://127.0.0.1:8000 (SQLite file
 # capex.db, with DEMO demo volunteers loaded when the database is empty; DEMO=0 for none).
-# `make test` installs capex with its test tools and runs the whole test suite.
+# `make test` installs capex with its test and bench tools and runs the whole test suite.
 # `make schemathesis` probes a live `capex serve` against its own OpenAPI document, on SQLite
 # and PostgreSQL (scripts/schemathesis; a few minutes).
 # `make load` and `make faults` install the bench extra (locust) and run bench/load.py and
@@ -30,7 +30,8 @@ run: $(BIN)/.installed
 	$(BIN)/capex seed-if-empty --volunteers $(DEMO)
 	$(BIN)/capex serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-test: $(BIN)/.installed
+# The tests include bench/load.py at a tiny scale, so they install the bench extra (locust).
+test: $(BIN)/.installed-bench
 	scripts/ensure-postgres
 	scripts/ensure-chromium
 	scripts/ensure-axe

@@ -14,8 +14,9 @@ Each side runs in fresh processes (spawned), so that no process's memory counts 
 For each worker: the seconds before its first answer (build, or map), its resident memory
 (RSS), what of it is its own (USS: private pages) and its proportional share (PSS: shared
 pages divided among the processes mapping them), from ``/proc/self/smaps_rollup``; and
-the median query time (after one warm-up pass, one worker at a time). The records are the demo population (``capex.demo``), the same seed
-in every process. Prints a table; the host's memory is the sum of the workers' PSS.
+the median query time (after one warm-up pass, one worker at a time). The records are the
+demo population (``capex.demo``), the same seed in every process. Prints a table; the
+host's memory is the sum of the workers' PSS.
 """
 
 from __future__ import annotations
@@ -168,9 +169,10 @@ def main() -> None:
             for record in _records(args.volunteers, args.seed)[::100]
         ]
         barrier = spawn.Barrier(args.workers)
+        turn = spawn.Lock()
         workers = [
             spawn.Process(
-                target=shared_worker, args=(path, args.queries, changes, barrier, results)
+                target=shared_worker, args=(path, args.queries, changes, barrier, turn, results)
             )
             for _ in range(args.workers)
         ]

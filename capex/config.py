@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     keep_alive_seconds: int = Field(default=5, ge=1, le=3600)
     # Housekeeping (expired tokens, old sign-in failures) in every server process.
     maintenance_interval_seconds: float = Field(default=3600, gt=0)
+    # Password hashes (Argon2id) one server process computes at once; more sign-ins wait
+    # their turn. One Argon2id hash already keeps both cores of a small host busy (4 lanes
+    # in threads), so one per worker process, with as many workers as cores, keeps sign-ins
+    # from crowding out every other request (bench/README.md, Capacity).
+    password_hash_slots: int = Field(default=1, ge=1, le=64)
+    # A sign-in waits at most this long for its turn, then is answered 503 with Retry-After:
+    # when more people sign in than the cores can hash for, the queue stays this short.
+    password_hash_wait_seconds: float = Field(default=10, gt=0, le=300)
     # Build the matching index when a server process starts, not on its first query; until
     # it is ready, matches are answered 503 with Retry-After (no request waits for a build).
     warm_matching_index: bool = True

@@ -89,6 +89,20 @@ class DatabaseUnavailable(CapexError):
         self.retry_after_seconds = seconds
 
 
+class Busy(CapexError):
+    """Too much of one costly kind of work at once (password hashing): retry later."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, retry_after_seconds: int) -> None:
+        seconds = max(1, retry_after_seconds)
+        super().__init__(
+            f"{detail}; try again in {seconds} seconds", headers={"Retry-After": str(seconds)}
+        )
+        self.retry_after_seconds = seconds
+
+
 class Invalid(CapexError):
     """Input that parsed but breaks a rule; ``errors`` names each bad field."""
 

@@ -41,7 +41,7 @@ from capex.config import Settings, SettingsError, get_settings
 from capex.db import engine_for, make_session_factory
 from capex.deps import Clock
 from capex.models.base import utcnow
-from capex.services import maintenance
+from capex.services import accounts, maintenance
 from capex.services.matches import GenerationBuilder, MatchingService
 from capex.services.matching_index import Generations, postgres_dsn
 from capex.services.stats_snapshot import StatsIndex
@@ -102,6 +102,9 @@ def create_app(
             # Say which variable is wrong, not a traceback, when a server loads the factory.
             raise SystemExit(f"capex: {error}") from None
     logs.configure(settings.log_level)
+    accounts.limit_concurrent_hashes(
+        settings.password_hash_slots, settings.password_hash_wait_seconds
+    )
     engine: Engine | None = None
     if session_factory is None:
         engine = engine_for(settings)

@@ -38,8 +38,9 @@ MEANINGS = {
     422: "A parameter or a field of the body breaks a rule; `errors` names each one.",
     429: "Too many writes from this account or this address (the write limits), or too many"
     " failed sign-ins; retry after the seconds that `Retry-After` gives.",
-    503: "The database is not answering, or too busy to answer in time; retry after the"
-    " seconds that `Retry-After` gives.",
+    503: "The database is not answering, or too busy to answer in time (or, at sign-in, too"
+    " many passwords are being checked at once; or, for matches, the server's first matching"
+    " index is not ready yet); retry after the seconds that `Retry-After` gives.",
 }
 
 HEADERS: dict[int, dict[str, Any]] = {
@@ -57,7 +58,7 @@ HEADERS: dict[int, dict[str, Any]] = {
     },
     503: {
         "Retry-After": {
-            "description": "seconds until the database may answer again",
+            "description": "seconds until the service may answer again",
             "schema": {"type": "integer", "minimum": 1},
         }
     },

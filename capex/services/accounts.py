@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from capex.config import Settings
 from capex.db import session_scope
 from capex.errors import (
+    Busy,
     Conflict,
     Forbidden,
     Invalid,
@@ -38,19 +42,61 @@ from capex.vocabulary import OPEN_STATES, NotificationKind, Role
 
 @lru_cache
 def password_hasher() -> PasswordHash:
-    """Argon2id with pwdlib's recommended parameters."""
+    """Argon2id with pwdlib's recommended parameters (m=64 MiB, t=3, p=4)."""
     return PasswordHash.recommended()
+
+
+@lru_cache
+def _hash_slots(slots: int) -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(slots)
+
+
+# How many hashes a process computes at once (CAPEX_PASSWORD_HASH_SLOTS): each takes most of
+# a small host's cores for half a second, so a crowd of sign-ins queues here rather than
+# thrashing together, each one then as slow as all of them, and every other request with
+# them. Argon2's C code releases the GIL: waiting requests and the event loop go on.
+_slots = 1
+# How long one waits for its turn (None: as long as it takes, for scripts).
+_wait_seconds: float | None = None
+
+
+def limit_concurrent_hashes(slots: int, wait_seconds: float | None = None) -> None:
+    """Let at most ``slots`` password hashes run at once in this process, each waiting at
+    most ``wait_seconds`` for its turn (the app's settings)."""
+    global _slots, _wait_seconds
+    _slots, _wait_seconds = slots, wait_seconds
+
+
+@contextmanager
+def _hash_slot() -> Iterator[None]:
+    slots, wait = _hash_slots(_slots), _wait_seconds
+    if not slots.acquire(timeout=wait):
+        raise Busy("too many people are signing in at once", math.ceil(wait or 1))
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 @lru_cache
 def _dummy_hash() -> str:
     # Verified against when the username is unknown, so that a wrong username takes as long
     # as a wrong password and does not reveal which accounts exist.
-    return password_hasher().hash(secrets.token_urlsafe(16))
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
-    return password_hasher().hash(password)
+    with _hash_slot():
+        return password_hasher().hash(password)
+
+
+def verify_password(password: str, password_hash: str) -> tuple[bool, str | None]:
+    """Whether ``password`` matches ``password_hash``, and a stronger hash of it if one is due.
+
+    Slow on purpose (Argon2): call it holding no database connection and no lock.
+    """
+    with _hash_slot():
+        return password_hasher().verify_and_update(password, password_hash)
 
 
 def hash_token(token: str, secret_key: str) -> str:
@@ -154,35 +200,66 @@ def sign_in(
     password: str,
     address: str,
 ) -> IssuedToken:
-    """Check the password and issue a token, in a write transaction of its own.
-
-    A wrong password is counted in that transaction, which commits, and only then is it
-    answered with 401: an error raised inside a transaction always rolls it back.
-    """
-    with session_scope(sessions, write=True) as session:
-        issued = attempt_sign_in(session, settings, username, password, address)
+    """A token for the right password; 401 for a wrong one (counted first, see
+    ``try_sign_in``), 429 while throttled, 403 for a deactivated account."""
+    issued = try_sign_in(sessions, settings, username, password, address)
     if issued is None:
         raise InvalidCredentials("wrong username or password")
     return issued
 
 
-def attempt_sign_in(
-    session: Session, settings: Settings, username: str, password: str, address: str
-) -> IssuedToken | None:
-    """A token for the right password; None for a wrong one, which is counted.
+@dataclass(frozen=True)
+class _StoredPassword:
+    """What a sign-in reads before hashing: whose password and its hash (None: nobody's)."""
 
-    429 while the username or the address is throttled, 403 for a deactivated account.
-    """
-    key = username_key(username)
+    volunteer_id: int | None
+    password_hash: str | None
+
+    def verify(self, password: str) -> tuple[bool, str | None]:
+        return verify_password(password, self.password_hash or _dummy_hash())
+
+
+def _stored_password(
+    session: Session, settings: Settings, key: str, address: str
+) -> _StoredPassword:
     _throttle(session, settings, key, address)
-    volunteer = session.scalars(select(Volunteer).where(Volunteer.username_key == key)).first()
-    hasher = password_hasher()
+    row = session.execute(
+        select(Volunteer.id, Volunteer.password_hash).where(Volunteer.username_key == key)
+    ).first()
+    if row is None:
+        return _StoredPassword(None, None)
+    return _StoredPassword(row.id, row.password_hash)
+
+
+# A password changed between reading its hash and issuing the token is checked again, at
+# most this many times in all.
+_SIGN_IN_ATTEMPTS = 3
+
+
+def _finish_sign_in(
+    session: Session,
+    settings: Settings,
+    key: str,
+    address: str,
+    stored: _StoredPassword,
+    verified: tuple[bool, str | None],
+) -> IssuedToken | _StoredPassword | None:
+    """After the hash: count a failure (None), or issue a token; the newer stored password
+    when it changed meanwhile, to be checked instead."""
+    # Checked again in this write transaction, which also counts the failure: on SQLite,
+    # where write transactions run one at a time, the limit is then exact.
+    _throttle(session, settings, key, address)
+    ok, new_hash = verified
+    volunteer = None
+    if stored.volunteer_id is not None and ok:
+        # Locked while the token is issued: a password change (which signs every session
+        # out) either committed before, and is seen here, or waits until after.
+        volunteer = session.scalars(
+            select(Volunteer).where(Volunteer.id == stored.volunteer_id).with_for_update()
+        ).first()
+        if volunteer is not None and volunteer.password_hash != stored.password_hash:
+            return _StoredPassword(volunteer.id, volunteer.password_hash)
     if volunteer is None:
-        hasher.verify(password, _dummy_hash())
-        ok, new_hash = False, None
-    else:
-        ok, new_hash = hasher.verify_and_update(password, volunteer.password_hash)
-    if not ok or volunteer is None:
         session.add(LoginFailure(username_key=key[:64], client_address=address[:64]))
         session.flush()
         return None
@@ -194,6 +271,49 @@ def attempt_sign_in(
         volunteer.password_hash = new_hash
     session.execute(delete(LoginFailure).where(LoginFailure.username_key == key))
     return issue_token(session, settings, volunteer)
+
+
+def try_sign_in(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    username: str,
+    password: str,
+    address: str,
+) -> IssuedToken | None:
+    """A token for the right password; None for a wrong one, which is counted.
+
+    429 while the username or the address is throttled, 403 for a deactivated account.
+    Two short transactions of its own with the Argon2 hash between them, which holds no
+    database connection and no lock: a read (the throttle, the stored hash), then a write
+    (the failure counted and committed before the caller answers 401, or the token).
+    """
+    key = username_key(username)
+    with session_scope(sessions) as session:
+        stored = _stored_password(session, settings, key, address)
+    for _ in range(_SIGN_IN_ATTEMPTS):
+        verified = stored.verify(password)
+        with session_scope(sessions, write=True) as session:
+            outcome = _finish_sign_in(session, settings, key, address, stored, verified)
+        if not isinstance(outcome, _StoredPassword):
+            return outcome
+        stored = outcome
+    return None
+
+
+def attempt_sign_in(
+    session: Session, settings: Settings, username: str, password: str, address: str
+) -> IssuedToken | None:
+    """``try_sign_in`` in the caller's transaction (scripts and tests; a server holds no
+    connection while it hashes and uses ``try_sign_in``)."""
+    key = username_key(username)
+    stored = _stored_password(session, settings, key, address)
+    for _ in range(_SIGN_IN_ATTEMPTS):
+        verified = stored.verify(password)
+        outcome = _finish_sign_in(session, settings, key, address, stored, verified)
+        if not isinstance(outcome, _StoredPassword):
+            return outcome
+        stored = outcome
+    return None
 
 
 def issue_token(session: Session, settings: Settings, volunteer: Volunteer) -> IssuedToken:
@@ -431,7 +551,8 @@ def reset_password(
 
 def password_matches(volunteer: Volunteer, password: str) -> bool:
     """Whether ``password`` is the volunteer's (Argon2: slow on purpose)."""
-    return bool(password_hasher().verify(password, volunteer.password_hash))
+    with _hash_slot():
+        return bool(password_hasher().verify(password, volunteer.password_hash))
 
 
 def change_password(

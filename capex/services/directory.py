@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.orm import Session
 
 from capex.errors import Invalid, field_error
 from capex.models import SkillOffer, SkillWant, Volunteer, VolunteerLanguage
 from capex.services import skills as skill_service
-from capex.services.profiles import PublicProfile, profile_options, public_profiles
+from capex.services.profiles import (
+    PROFILE_COLUMNS,
+    PublicProfile,
+    profile_options,
+    public_profiles_from_rows,
+)
+
+# Any select over volunteers: of whole rows (search) or of some columns (browse).
+SelectT = TypeVar("SelectT", bound="Select[*tuple[Any, ...]]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +42,14 @@ class DirectoryPage:
 
 
 def browse(session: Session, query: DirectoryQuery) -> DirectoryPage:
-    """One page of the directory: the public profiles of the volunteers ``search`` finds."""
-    volunteers, more = search(session, query)
-    return DirectoryPage(public_profiles(session, volunteers), more)
+    """One page of the directory: the public profiles of the volunteers ``search`` finds.
+
+    The page's rows, then their collections, as plain rows (``public_profiles_from_rows``):
+    the same answer as loading the volunteers with their collections, for half the CPU.
+    """
+    rows = list(session.execute(_filtered(session, query, select(*PROFILE_COLUMNS))))
+    page = public_profiles_from_rows(session, rows[: query.limit])
+    return DirectoryPage(page, len(rows) > query.limit)
 
 
 def search(session: Session, query: DirectoryQuery) -> tuple[list[Volunteer], bool]:
@@ -44,12 +58,15 @@ def search(session: Session, query: DirectoryQuery) -> tuple[list[Volunteer], bo
     A skill filter includes the skills below it: ``offers=technology`` finds everyone who
     offers any technology skill.
     """
+    statement = _filtered(session, query, select(Volunteer).options(*profile_options()))
+    rows = list(session.scalars(statement))
+    return rows[: query.limit], len(rows) > query.limit
+
+
+def _filtered(session: Session, query: DirectoryQuery, statement: SelectT) -> SelectT:
+    """``statement`` (over volunteers) restricted to one page of what ``query`` asks for."""
     statement = (
-        select(Volunteer)
-        .options(*profile_options())
-        .where(Volunteer.is_active.is_(True))
-        .order_by(Volunteer.id)
-        .limit(query.limit + 1)
+        statement.where(Volunteer.is_active.is_(True)).order_by(Volunteer.id).limit(query.limit + 1)
     )
     tree: dict[str, str | None] | None = None
     for param, table in (("offers", SkillOffer), ("wants", SkillWant)):
@@ -84,5 +101,4 @@ def search(session: Session, query: DirectoryQuery) -> tuple[list[Volunteer], bo
         )
     if query.after_id is not None:
         statement = statement.where(Volunteer.id > query.after_id)
-    rows = list(session.scalars(statement))
-    return rows[: query.limit], len(rows) > query.limit
+    return statement

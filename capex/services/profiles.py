@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -14,6 +15,7 @@ from sqlalchemy.orm.interfaces import LoaderOption
 from capex.errors import Invalid, NotFound, field_error
 from capex.models import (
     AvailabilitySlot,
+    Skill,
     SkillOffer,
     SkillWant,
     Volunteer,
@@ -194,6 +196,15 @@ class MentorRating:
 
 
 @dataclass(frozen=True, slots=True)
+class SpokenLanguage:
+    """A language a volunteer speaks: its code ('pt-BR'), the language ('pt'), the level."""
+
+    code: str
+    language: str
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
 class PublicProfile:
     """A volunteer as any signed-in volunteer sees them (never the email)."""
 
@@ -203,7 +214,7 @@ class PublicProfile:
     bio: str
     timezone: str | None
     region: str | None
-    languages: tuple[VolunteerLanguage, ...]
+    languages: tuple[SpokenLanguage, ...]
     availability: tuple[WeeklySlot, ...]
     offers: tuple[SkillEntry, ...]
     wants: tuple[SkillEntry, ...]
@@ -246,8 +257,20 @@ def own_profile(session: Session, volunteer: Volunteer) -> OwnProfile:
 
 
 def my_profile(session: Session, volunteer_id: int) -> OwnProfile:
-    """An active volunteer's own profile, with their email and role."""
-    return own_profile(session, load_profile(session, volunteer_id))
+    """An active volunteer's own profile, with their email and role; 404 for anyone else.
+
+    Read as plain rows (``public_profiles_from_rows``); what this transaction flushed shows.
+    """
+    row = session.execute(
+        select(*PROFILE_COLUMNS, Volunteer.email, Volunteer.role, Volunteer.is_active).where(
+            Volunteer.id == volunteer_id, Volunteer.is_active.is_(True)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no volunteer with id {volunteer_id}")
+    (public,) = public_profiles_from_rows(session, [row[: len(PROFILE_COLUMNS)]])
+    shared = {name: getattr(public, name) for name in PublicProfile.__dataclass_fields__}
+    return OwnProfile(**shared, email=row.email, role=row.role, is_active=row.is_active)
 
 
 def edit_profile(
@@ -260,8 +283,118 @@ def edit_profile(
 
 def public_profile(session: Session, volunteer_id: int) -> PublicProfile:
     """One active volunteer's public profile; 404 for anyone else."""
-    (found,) = public_profiles(session, [load_profile(session, volunteer_id)])
-    return found
+    found = public_profiles_by_id(session, [volunteer_id], active_only=True)
+    if not found:
+        raise NotFound(f"no volunteer with id {volunteer_id}")
+    return found[0]
+
+
+# The columns of a public profile's own row, in the order ``public_profiles_from_rows``
+# reads them.
+PROFILE_COLUMNS = (
+    Volunteer.id,
+    Volunteer.username,
+    Volunteer.display_name,
+    Volunteer.bio,
+    Volunteer.timezone,
+    Volunteer.region,
+    Volunteer.mentor_capacity,
+    # As open_slots_by_id reads it, from the row itself.
+    Volunteer.mentor_capacity - Volunteer.accepted_as_mentor,
+    Volunteer.created_at,
+)
+
+
+def public_profiles_by_id(
+    session: Session, ids: Sequence[int], *, active_only: bool = False
+) -> list[PublicProfile]:
+    """The public profiles of these volunteers, in the order of ``ids`` (unknown ones, and
+    with ``active_only`` deactivated ones, left out); the same as ``public_profiles``."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    statement = select(*PROFILE_COLUMNS).where(Volunteer.id.in_(wanted))
+    if active_only:
+        statement = statement.where(Volunteer.is_active.is_(True))
+    rows = {row[0]: row for row in session.execute(statement)}
+    return public_profiles_from_rows(session, [rows[i] for i in wanted if i in rows])
+
+
+def public_profiles_from_rows(
+    session: Session, rows: Sequence[Sequence[Any]]
+) -> list[PublicProfile]:
+    """The public profiles of the volunteers whose ``PROFILE_COLUMNS`` are ``rows``, in order.
+
+    Read as plain rows, one query per table, without ORM objects: what a directory page
+    shows costs half the CPU of loading its volunteers with their collections
+    (``bench/README.md``, Capacity).
+    """
+    found = [row[0] for row in rows]
+    if not found:
+        return []
+    languages: dict[int, list[SpokenLanguage]] = defaultdict(list)
+    for volunteer_id, code, language, level in session.execute(
+        select(
+            VolunteerLanguage.volunteer_id,
+            VolunteerLanguage.code,
+            VolunteerLanguage.language,
+            VolunteerLanguage.level,
+        )
+        .where(VolunteerLanguage.volunteer_id.in_(found))
+        .order_by(VolunteerLanguage.volunteer_id, VolunteerLanguage.position)
+    ):
+        languages[volunteer_id].append(SpokenLanguage(code, language, level))
+    slots: dict[int, list[WeeklySlot]] = defaultdict(list)
+    for volunteer_id, weekday, start, end in session.execute(
+        select(
+            AvailabilitySlot.volunteer_id,
+            AvailabilitySlot.weekday,
+            AvailabilitySlot.start_minute,
+            AvailabilitySlot.end_minute,
+        )
+        .where(AvailabilitySlot.volunteer_id.in_(found))
+        .order_by(
+            AvailabilitySlot.volunteer_id, AvailabilitySlot.weekday, AvailabilitySlot.start_minute
+        )
+    ):
+        slots[volunteer_id].append(WeeklySlot(weekday, format_time(start), format_time(end)))
+    offers = _skill_entries(session, SkillOffer, found)
+    wants = _skill_entries(session, SkillWant, found)
+    ratings = mentor_ratings(session, found)
+    return [
+        PublicProfile(
+            id=volunteer_id,
+            username=row[1],
+            display_name=row[2],
+            bio=row[3],
+            timezone=row[4],
+            region=row[5],
+            languages=tuple(languages.get(volunteer_id, ())),
+            availability=tuple(slots.get(volunteer_id, ())),
+            offers=tuple(offers.get(volunteer_id, ())),
+            wants=tuple(wants.get(volunteer_id, ())),
+            mentor_capacity=row[6],
+            open_slots=row[7],
+            rating=None if volunteer_id not in ratings else MentorRating(*ratings[volunteer_id]),
+            created_at=row[8],
+        )
+        for row in rows
+        for volunteer_id in (row[0],)
+    ]
+
+
+def _skill_entries(
+    session: Session, table: type[SkillOffer] | type[SkillWant], ids: list[int]
+) -> dict[int, list[SkillEntry]]:
+    entries: dict[int, list[SkillEntry]] = defaultdict(list)
+    for volunteer_id, skill_id, name, level, note in session.execute(
+        select(table.volunteer_id, table.skill_id, Skill.name, table.level, table.note)
+        .join(Skill, Skill.id == table.skill_id)
+        .where(table.volunteer_id.in_(ids))
+        .order_by(table.volunteer_id, table.position)
+    ):
+        entries[volunteer_id].append(SkillEntry(skill_id, name, level, note))
+    return entries
 
 
 def _slots_and_ratings(
@@ -284,7 +417,9 @@ def _profile(
         bio=volunteer.bio,
         timezone=volunteer.timezone,
         region=volunteer.region,
-        languages=tuple(volunteer.languages),
+        languages=tuple(
+            SpokenLanguage(item.code, item.language, item.level) for item in volunteer.languages
+        ),
         availability=tuple(
             WeeklySlot(slot.weekday, format_time(slot.start_minute), format_time(slot.end_minute))
             for slot in volunteer.availability

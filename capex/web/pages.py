@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -189,6 +189,18 @@ def _visit(request: Request, session: SessionDep) -> Visit:
 
 
 VisitDep = Annotated[Visit, Depends(_visit)]
+
+
+def _visit_outside_transaction(request: Request) -> Visit:
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    with session_scope(factory) as session:
+        return visit_for(request, session)
+
+
+# For a page whose work runs transactions of its own (sign-in: no connection is held while
+# the password is hashed): the visitor is looked up in a short transaction, closed before
+# the page's code runs.
+OwnTransactionsVisitDep = Annotated[Visit, Depends(_visit_outside_transaction)]
 
 
 async def _form(request: Request) -> FormData:

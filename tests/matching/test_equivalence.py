@@ -162,6 +162,30 @@ def check_queries(
             )
 
 
+def change_at_random(
+    index: MatchIndex,
+    current: dict[int, VolunteerRecord],
+    taxonomy: dict[str, str | None],
+    data: st.DataObject,
+    *,
+    rounds: int,
+    most: int,
+) -> None:
+    """Up to ``rounds`` batches of upserts (up to ``most`` records) or removals (up to 8 ids),
+    applied to ``index`` and to ``current``, the records it should then hold."""
+    for _ in range(data.draw(st.integers(1, rounds))):
+        if data.draw(st.booleans()):
+            ids = data.draw(st.lists(st.integers(1, 70), min_size=1, max_size=most, unique=True))
+            changed = [data.draw(records(sorted(taxonomy), volunteer_id)) for volunteer_id in ids]
+            index.upsert(changed)
+            current.update((record.id, record) for record in changed)
+        else:
+            ids = data.draw(st.lists(st.integers(1, 70), max_size=8, unique=True))
+            index.remove(ids)
+            for volunteer_id in ids:
+                current.pop(volunteer_id, None)
+
+
 @equivalence_settings
 @given(world=worlds(), data=st.data())
 def test_index_agrees_with_reference(
@@ -189,17 +213,7 @@ def test_index_agrees_with_reference_after_upserts_and_removes(
     index, reference = make(taxonomy, week, params, data.draw(st.sampled_from([0.1, 0.5, 1.0])))
     index.build(records_)
     current = {record.id: record for record in records_}
-    for _ in range(data.draw(st.integers(1, 4))):
-        if data.draw(st.booleans()):
-            ids = data.draw(st.lists(st.integers(1, 70), min_size=1, max_size=8, unique=True))
-            changed = [data.draw(records(sorted(taxonomy), volunteer_id)) for volunteer_id in ids]
-            index.upsert(changed)
-            current.update((record.id, record) for record in changed)
-        else:
-            ids = data.draw(st.lists(st.integers(1, 70), max_size=8, unique=True))
-            index.remove(ids)
-            for volunteer_id in ids:
-                current.pop(volunteer_id, None)
+    change_at_random(index, current, taxonomy, data, rounds=4, most=8)
     assert len(index) == len(current)
     world_now = list(current.values())
     if world_now:

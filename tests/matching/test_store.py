@@ -17,10 +17,10 @@ from capex.matching import VolunteerRecord
 from capex.matching.store import IndexFileError, load_index, read_meta, save_index
 from tests.matching.helpers import TAXONOMY, engine_and_reference, volunteer
 from tests.matching.test_equivalence import (
+    change_at_random,
     check_queries,
     equivalence_settings,
     make,
-    records,
     worlds,
 )
 
@@ -47,19 +47,7 @@ def test_a_mapped_index_agrees_with_the_reference_before_and_after_changes(
         assert len(index) == len(current)
         check_queries(index, reference, list(current.values()), sorted(current)[:4], data)
         # Enough changes to outgrow the smallest spare capacity, and to compact.
-        for _ in range(data.draw(st.integers(1, 6))):
-            if data.draw(st.booleans()):
-                ids = data.draw(st.lists(st.integers(1, 70), min_size=1, max_size=20, unique=True))
-                changed = [
-                    data.draw(records(sorted(taxonomy), volunteer_id)) for volunteer_id in ids
-                ]
-                index.upsert(changed)
-                current.update((record.id, record) for record in changed)
-            else:
-                ids = data.draw(st.lists(st.integers(1, 70), max_size=8, unique=True))
-                index.remove(ids)
-                for volunteer_id in ids:
-                    current.pop(volunteer_id, None)
+        change_at_random(index, current, taxonomy, data, rounds=6, most=20)
         assert len(index) == len(current)
         assert sorted(i for i in range(1, 71) if i in index) == sorted(current)
         if current:

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from capex.deps import SessionDep
+from capex.deps import SessionDep, SessionFactoryDep
 from capex.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
 from capex.models import Volunteer
 from capex.schemas.common import InputSchema
@@ -17,7 +17,7 @@ from capex.schemas.profiles import Password, RegisterIn
 from capex.services import accounts
 from capex.web import forms, i18n, security
 from capex.web.i18n import Language
-from capex.web.pages import FormDep, HtmlRoute, Visit, VisitDep
+from capex.web.pages import FormDep, HtmlRoute, OwnTransactionsVisitDep, Visit, VisitDep
 
 logger = logging.getLogger("capex.web")
 router = APIRouter(route_class=HtmlRoute)
@@ -83,12 +83,12 @@ def sign_in_page(visit: VisitDep, next: NextQuery = None) -> Response:
 
 
 @router.post("/sign-in", response_class=HTMLResponse)
-def sign_in(visit: VisitDep, session: SessionDep, form: FormDep) -> Response:
+def sign_in(visit: OwnTransactionsVisitDep, sessions: SessionFactoryDep, form: FormDep) -> Response:
     """Check the password (throttled like the API's sign-in) and set the session cookie.
 
-    In the request's own transaction: a wrong password is answered with a page, not an
-    error, so the failure it counts is committed with it. (A second write transaction
-    beside the request's would wait for it forever on SQLite.)
+    No request transaction: sign-in runs its own, short ones, and holds no connection
+    while it hashes the password; a wrong password's failure is committed before the page
+    saying so is answered.
     """
     values = forms.text_fields(form, "username", "password", "next")
     target = security.safe_next(values["next"], "/matches")
@@ -97,8 +97,8 @@ def sign_in(visit: VisitDep, session: SessionDep, form: FormDep) -> Response:
     address = visit.request.client.host if visit.request.client else "unknown"
     problem = visit._("The username or the password is not right.")
     try:
-        issued = accounts.attempt_sign_in(
-            session, visit.settings, values["username"], values["password"], address
+        issued = accounts.try_sign_in(
+            sessions, visit.settings, values["username"], values["password"], address
         )
     except TooManyRequests as error:
         status, retry = 429, error.retry_after_seconds
