@@ -246,7 +246,7 @@ def test_postgresql_wakes_the_index_with_no_polling(tmp_path):
             "the committed change should reach the index through its notification",
             seconds=10,
         )
-        assert service.listener.wakeups > woken
+        until(lambda: service.listener.wakeups > woken, "the listener should have been woken")
         assert len(polls) > quiet
         service.stop()
         assert not service.listening

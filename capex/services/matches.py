@@ -425,6 +425,11 @@ class MatchingService:
             state = self._first_state()
         if not self.listening:
             self._maintain(state, poll=True)
+        elif self.listener is not None and self.listener.pending:
+            # A change was committed and notified but not read yet: read it before answering.
+            with self._polling:
+                if self.listener.pending:
+                    self._poll(self._state or state)
         return self._state or state
 
     def _first_state(self) -> _State:
@@ -595,6 +600,9 @@ class MatchingService:
 
     def _poll(self, state: _State) -> None:
         started = self.clock()
+        if self.listener is not None:
+            # Whatever was notified before this point is committed, so this poll reads it.
+            self.listener.pending = False
         with self.session_factory() as session:
             if _taxonomy_version(session) != state.taxonomy:
                 if self.generations is None:

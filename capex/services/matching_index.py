@@ -171,6 +171,8 @@ class ChangeListener:
 
     ``on_change`` runs once the connection listens (to catch up on what happened while it
     did not), then after each burst of notifications (gathered for ``debounce`` seconds);
+    from the first notification of a burst until a poll reads it, ``pending`` is True, so
+    that the owner's queries can catch up themselves rather than answer without it;
     ``on_tick`` runs every ``tick`` seconds. Both run in the listener's thread. While the
     connection is down, ``listening`` is False (the owner then polls instead) and the
     thread reconnects with a growing pause; the loss is logged once, not per attempt.
@@ -193,6 +195,8 @@ class ChangeListener:
         self.debounce = debounce
         self.connect_timeout = connect_timeout
         self.listening = False
+        # A change was notified that no poll has read yet.
+        self.pending = False
         self.wakeups = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -238,6 +242,9 @@ class ChangeListener:
         while not self._stop.is_set():
             woken = any(True for _ in connection.notifies(timeout=self.tick, stop_after=1))
             if woken:
+                # A query that starts from now on catches up first (the owner's ``pending``
+                # check), so the change is in any answer that follows its commit.
+                self.pending = True
                 # A burst (a bulk import, a busy minute) is one catch-up, not one per row.
                 time.sleep(self.debounce)
                 for _ in connection.notifies(timeout=0.001):
